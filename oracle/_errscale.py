@@ -1,0 +1,93 @@
+"""The error scale of an expression: the magnitudes a float evaluation of it combines.
+
+``scale(e)`` builds a SymPy expression ``S`` such that an evaluation of ``e`` in a floating-point
+type with unit roundoff ``u`` has absolute error at most about ``u·S`` (first order). Inputs are
+exact (the backend and the oracle see the same already-rounded values), so leaves contribute 0; every
+rounded operation contributes the magnitude of its result, and errors of its operands propagate
+through its derivative:
+
+* ``a + b``: ``S(a) + S(b) + |a + b|`` (and ``+ (n-2)·Σ|t|`` for n > 2 terms, whose partial sums may
+  exceed the result);
+* ``a·b``: ``S(a)|b| + |a|S(b) + |ab|`` (products by ±2^k are exact);
+* ``f(u)``: ``|f'(u)|·S(u) + |f(u)|``;
+* a branch (``Piecewise``, ``Max``): the scale of the branch taken;
+* a class sum over ``k``: ``Σ S(f) + (C - 1)·Σ|f|`` (any summation order);
+* a stable node: its own ``error_scale`` (the terms an implementation of it may combine).
+
+The conformance error model (``docs/error-model.md``) multiplies this by the dtype's epsilon and a
+fixed allowance for the elementary functions.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.codegen.cfunctions import log1p
+
+from oracle._stable import NODES, Sigmoid, Softplus
+from spec import C
+
+_EXACT_FUNCS = (sp.sign, sp.KroneckerDelta)
+
+
+def _is_exact_coeff(c: sp.Expr) -> bool:
+    if not c.is_Rational or c == 0:
+        return False
+    a = abs(c)
+    p, q = a.p, a.q
+    return (p & (p - 1)) == 0 and (q & (q - 1)) == 0  # ±2^k
+
+
+def scale(e: sp.Expr) -> sp.Expr:
+    """The error scale of ``e`` (an expression, to be lowered like ``e`` itself)."""
+    if e.is_Number or isinstance(e, (sp.Symbol, sp.Indexed, sp.IndexedBase)) or e.is_NumberSymbol:
+        return sp.S.Zero
+    if isinstance(e, _EXACT_FUNCS):
+        return sp.S.Zero
+    if isinstance(e, sp.Add):
+        terms = e.args
+        out = sp.Add(*(scale(t) for t in terms)) + sp.Abs(e)
+        if len(terms) > 2:
+            out += (len(terms) - 2) * sp.Add(*(sp.Abs(t) for t in terms))
+        return out
+    if isinstance(e, sp.Mul):
+        coeff, rest = e.as_coeff_Mul()
+        factors = sp.Mul.make_args(rest)
+        out = sp.Add(
+            *(
+                scale(f) * sp.Mul(*(sp.Abs(g) for n, g in enumerate(factors) if n != m))
+                for m, f in enumerate(factors)
+            )
+        ) * abs(coeff)
+        rounded = len(factors) - 1 + (0 if _is_exact_coeff(coeff) else 1)
+        return out + rounded * sp.Abs(e)
+    if isinstance(e, sp.Pow):
+        b, p = e.args
+        if p.is_Number:
+            ops = 1 if p in (-1, 2, sp.Rational(1, 2)) else 2
+            return sp.Abs(p * b ** (p - 1)) * scale(b) + ops * sp.Abs(e)
+        raise NotImplementedError(f"no error scale for a symbolic power: {e}")
+    if isinstance(e, sp.Abs):
+        return scale(e.args[0])
+    if isinstance(e, (sp.exp, sp.log, log1p, Softplus, Sigmoid)):
+        (u,) = e.args
+        du = sp.Abs(e.fdiff())
+        own = type(e).error_scale(u) if isinstance(e, (Softplus, Sigmoid)) else sp.Abs(e)
+        su = scale(u)
+        return (du * su if su != 0 else sp.S.Zero) + own
+    if isinstance(e, (sp.Max, sp.Min)):
+        a, *rest = e.args
+        b = rest[0] if len(rest) == 1 else e.func(*rest)
+        cond = a >= b if isinstance(e, sp.Max) else a <= b
+        return sp.Piecewise((scale(a), cond), (scale(b), True))
+    if isinstance(e, sp.Piecewise):
+        return sp.Piecewise(*((scale(v), c) for v, c in e.args))
+    if isinstance(e, sp.Sum):
+        (d, lo, hi) = e.limits[0]
+        f = e.function
+        return sp.Sum(scale(f), (d, lo, hi)) + (C - 1) * sp.Sum(sp.Abs(f), (d, lo, hi))
+    if isinstance(e, NODES):
+        for a in e.args:
+            if not (isinstance(a, (sp.Symbol, sp.IndexedBase, sp.Indexed)) or a.is_Number):
+                raise NotImplementedError(f"class-axis node of a computed argument: {e}")
+        return type(e).error_scale(*e.args)
+    raise NotImplementedError(f"no error scale rule for {type(e).__name__}: {e}")

@@ -1,0 +1,342 @@
+"""The oracle's Python API: any loss's value and gradients on NumPy arrays, in float64.
+
+Arguments and options use the torch.nn.functional names. Example::
+
+    >>> import numpy as np, oracle
+    >>> r = oracle.evaluate("cross_entropy", np.array([100.0, 0.0, 0.0]), np.array(0), reduction="none")
+    >>> float(r.value)
+    7.440151952041672e-44
+    >>> r.grads["input"]
+    array([-7.44015195e-44,  3.72007598e-44,  3.72007598e-44])
+
+Gradients are of the *reduced* loss times ``upstream`` (the upstream gradient, shaped like the
+value; 1 by default), as autograd computes them.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from oracle._compile import Compiled, Form, compiled
+from spec import REDUCTIONS, REGISTRY, Loss, Variant
+
+Array = np.ndarray[Any, Any]
+
+
+class OracleInputError(ValueError):
+    """An argument the loss does not accept: names the argument and what was expected."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The value of the reduced loss and the gradient w.r.t. each requested argument.
+
+    ``lo``/``hi`` bound the values accepted when branch conditions lie within ``branch_tol`` of their
+    boundary (equal to the value when no tolerance was given); ``scale`` is the error scale of
+    ``oracle._errscale`` for each output. Keys of ``grads``/``grad_lo``/... are argument names.
+    """
+
+    loss: str
+    variant: str
+    value: Array
+    grads: Mapping[str, Array]
+    value_lo: Array
+    value_hi: Array
+    value_scale: Array
+    grad_lo: Mapping[str, Array] = field(default_factory=dict)
+    grad_hi: Mapping[str, Array] = field(default_factory=dict)
+    grad_scale: Mapping[str, Array] = field(default_factory=dict)
+
+
+def _fail(arg: str, expected: str, got: object) -> OracleInputError:
+    return OracleInputError(f"{arg}: expected {expected}, got {got}")
+
+
+def _loss(name: str) -> Loss:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise OracleInputError(
+            f"loss: expected one of {sorted(REGISTRY)}, got {name!r}"
+        ) from None
+
+
+def _bind(loss: Loss, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    if len(args) > len(loss.signature):
+        raise TypeError(f"{loss.name} takes at most {len(loss.signature)} positional arguments")
+    bound = dict(zip(loss.signature, args, strict=False))
+    for k, v in kwargs.items():
+        if k in bound:
+            raise TypeError(f"{loss.name} got multiple values for argument {k!r}")
+        bound[k] = v
+    known = set(loss.signature) | {"reduction", *(p.name for v in loss.variants for p in v.params)}
+    unknown = set(bound) - known
+    if unknown:
+        raise TypeError(f"{loss.name} got unexpected argument(s) {sorted(unknown)}; it takes {sorted(known)}")
+    for required in loss.signature[:2]:
+        if bound.get(required) is None:
+            raise TypeError(f"{loss.name} missing required argument {required!r}")
+    return bound
+
+
+def select_variant(loss: Loss, bound: Mapping[str, Any]) -> Variant:
+    """PyTorch's dispatch: cross_entropy with ``input.shape == target.shape`` uses probabilities."""
+    if len(loss.variants) == 1:
+        return loss.variants[0]
+    same = np.shape(bound["input"]) == np.shape(bound["target"])
+    return loss.variant("probabilities" if same else "class_index")
+
+
+def _float_array(name: str, a: Any) -> Array:
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "fiu" or arr.dtype == np.bool_:
+        raise _fail(name, "a real floating-point array", f"dtype {arr.dtype}")
+    if arr.dtype.kind != "f":
+        raise _fail(name, "a floating-point array", f"dtype {arr.dtype}")
+    return arr.astype(np.float64)
+
+
+@dataclass
+class _Prepared:
+    """Arrays laid out for the lowered functions, and how to map results back."""
+
+    env: dict[str, Any]
+    out_shape: tuple[int, ...]
+    mask: Array | None  # samples that count (not ignored)
+    restore: dict[str, Any]  # per differentiable arg: callable mapping an element gradient back
+
+
+def _prepare_elementwise(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _Prepared:
+    x = _float_array("input", bound["input"])
+    y = _float_array("target", bound["target"])
+    if x.shape != y.shape:
+        if loss.target_shape == "same":
+            raise _fail("target", f"the same shape as input {x.shape}", f"shape {y.shape}")
+        try:
+            shape = np.broadcast_shapes(x.shape, y.shape)
+        except ValueError:
+            raise _fail("target", f"a shape broadcastable with input {x.shape}", f"shape {y.shape}") from None
+        warnings.warn(
+            f"target shape {y.shape} differs from input shape {x.shape}; broadcast to {shape} "
+            "(as torch does, with its own warning)",
+            UserWarning,
+            stacklevel=3,
+        )
+    else:
+        shape = x.shape
+    for a in v.args:
+        if a.checked and bound.get(a.name) is not None:
+            arr = x if a.name == "input" else y
+            bad = ~((arr >= 0) & (arr <= 1))
+            if bad.any():
+                pos = np.argwhere(bad)[0]
+                raise _fail(a.name, "all elements in [0, 1]", f"{arr[tuple(pos)]!r} at index {tuple(int(p) for p in pos)}")
+    env: dict[str, Any] = {"input": np.broadcast_to(x, shape), "target": np.broadcast_to(y, shape), "_C": 1}
+    for a in v.args[2:]:
+        w = bound.get(a.name)
+        if w is None:
+            env[a.name] = 1.0
+            continue
+        w = _float_array(a.name, w)
+        if a.broadcast == "last_dim" and w.ndim > 0 and shape and w.shape[-1] not in (1, shape[-1]):
+            raise _fail(a.name, f"a size along the last dim of 1 or {shape[-1]} (broadcast against target)", f"shape {w.shape}")
+        try:
+            if np.broadcast_shapes(w.shape, shape) != shape:
+                raise ValueError
+        except ValueError:
+            raise _fail(a.name, f"a shape broadcastable to input {shape} without enlarging it", f"shape {w.shape}") from None
+        env[a.name] = np.broadcast_to(w, shape)
+    restore = {"input": _unbroadcaster(x.shape), "target": _unbroadcaster(y.shape)}
+    return _Prepared(env, shape, None, restore)
+
+
+def _unbroadcaster(shape: tuple[int, ...]) -> Any:
+    def back(g: Array) -> Array:
+        g = np.asarray(g)
+        while g.ndim > len(shape):
+            g = g.sum(axis=0)
+        for ax, n in enumerate(shape):
+            if n == 1 and g.shape[ax] != 1:
+                g = g.sum(axis=ax, keepdims=True)
+        return np.broadcast_to(g, shape).copy()
+
+    return back
+
+
+def _prepare_classes(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _Prepared:
+    x = _float_array("input", bound["input"])
+    if x.ndim == 0:
+        raise _fail("input", "logits of shape (C), (N, C) or (N, C, d1, ..., dk)", "a 0-d array")
+    cdim = 0 if x.ndim == 1 else 1
+    c = x.shape[cdim]
+    xs = np.moveaxis(x, cdim, -1)
+    sample_shape = xs.shape[:-1]
+    env: dict[str, Any] = {"input": xs, "_C": c}
+    mask = None
+    t = np.asarray(bound["target"])
+    if v.arg("target").axis == "index":
+        if t.dtype.kind not in "iu":
+            raise _fail("target", "integer class indices (or probabilities of input's shape)", f"dtype {t.dtype}")
+        want = sample_shape
+        if x.ndim == 1 and t.shape == (1,):
+            t = t.reshape(())
+        if t.shape != want:
+            raise _fail("target", f"shape {want} for input of shape {x.shape}", f"shape {t.shape}")
+        ii = int(bound.get("ignore_index", -100))
+        mask = t != ii
+        out = mask & ((t < 0) | (t >= c))
+        if out.any():
+            pos = tuple(int(p) for p in np.argwhere(out)[0])
+            raise _fail("target", f"class indices in [0, {c}) or ignore_index={ii}", f"{int(t[pos])} at index {pos}")
+        env["target"] = t[..., None].astype(np.int64)
+        env["ignore_index"] = ii
+    else:
+        ii = bound.get("ignore_index", -100)
+        if ii is not None and int(ii) >= 0:
+            raise _fail("ignore_index", "a negative value (ignore_index is not supported with probability targets)", ii)
+        env["target"] = np.moveaxis(_float_array("target", t), cdim, -1)
+    w = bound.get("weight")
+    if w is None:
+        env["weight"] = np.ones(c)
+    else:
+        w = _float_array("weight", w)
+        if w.shape != (c,):
+            raise _fail("weight", f"one value per class, shape ({c},)", f"shape {w.shape}")
+        env["weight"] = w
+
+    def back(g: Array) -> Array:
+        return np.moveaxis(g, -1, cdim)
+
+    return _Prepared(env, sample_shape, mask, {"input": back, "target": back})
+
+
+def _check_params(v: Variant, bound: dict[str, Any]) -> None:
+    for p in v.params:
+        val = bound.get(p.name, p.default)
+        if p.integer:
+            if isinstance(val, bool) or not isinstance(val, (int, np.integer)):
+                raise _fail(p.name, "an integer", repr(val))
+        else:
+            if isinstance(val, bool) or not isinstance(val, (int, float, np.floating, np.integer)):
+                raise _fail(p.name, "a real number", repr(val))
+            if not np.isfinite(val) or not bool(p.domain.contains(float(val))):
+                raise _fail(p.name, f"a value in {p.domain}", repr(val))
+        bound[p.name] = val
+
+
+def _per_element(form: Form, env: Mapping[str, Any], branch_tol: float | None) -> tuple[Array, Array, Array, Array]:
+    """value, lo, hi, scale of one form at every element (class-axis results are (..., 1) or (..., C))."""
+    val = np.asarray(form.fn(env), dtype=np.float64)
+    sc = np.abs(np.asarray(form.scale(env), dtype=np.float64))
+    lo, hi = val, val
+    if branch_tol is not None:
+        for n, sw in enumerate(form.switches):
+            m = np.asarray(sw.margin(env))
+            ms = np.asarray(sw.scale(env))
+            near = (np.abs(m) <= branch_tol * ms) & (ms > 0)
+            if near.any():
+                other = np.asarray(form.fn(env, {n: near}), dtype=np.float64)
+                other = np.where(np.isnan(other) & ~np.isnan(val), val, other)
+                lo, hi = np.fmin(lo, other), np.fmax(hi, other)
+                sc = np.maximum(sc, np.abs(np.asarray(form.scale(env), dtype=np.float64)))
+    shape = np.broadcast_shapes(val.shape, lo.shape, hi.shape, sc.shape)
+    return tuple(np.broadcast_to(a, shape) for a in (val, lo, hi, sc))  # type: ignore[return-value]
+
+
+def evaluate(
+    loss: str,
+    *args: Any,
+    reduction: str = "mean",
+    wrt: Collection[str] | None = None,
+    upstream: Any = None,
+    branch_tol: float | None = None,
+    **kwargs: Any,
+) -> Evaluation:
+    """Evaluate ``loss`` (a torch.nn.functional name) and its gradients in float64.
+
+    ``wrt`` names the arguments to differentiate (default: every differentiable one of the selected
+    variant); ``upstream`` is the gradient flowing into the loss's output (shape of the value).
+    ``branch_tol`` (used by the conformance error model) also evaluates the other side of each branch
+    whose condition is within ``branch_tol × scale`` of its boundary and reports the range.
+    Raises :class:`OracleInputError` (a ValueError) naming the argument for invalid input.
+    """
+    spec_loss = _loss(loss)
+    if reduction not in REDUCTIONS:
+        raise _fail("reduction", f"one of {list(REDUCTIONS)}", repr(reduction))
+    bound = _bind(spec_loss, args, kwargs)
+    v = select_variant(spec_loss, bound)
+    _check_params(v, bound)
+    prep = (_prepare_classes if v.has_class_axis else _prepare_elementwise)(spec_loss, v, bound)
+    for p in v.params:
+        prep.env[p.name] = bound[p.name]
+    c = compiled(v.key)
+    env = prep.env
+    squeeze = v.has_class_axis
+
+    def per_sample(a: Array) -> Array:
+        a = np.asarray(a)
+        if squeeze:
+            a = np.broadcast_to(a, (*prep.out_shape, 1))[..., 0]
+        return np.broadcast_to(a, prep.out_shape)
+
+    val, lo, hi, sc = (per_sample(a) for a in _per_element(c.value, env, branch_tol))
+    mw = per_sample(np.asarray(c.mean_weight(env), dtype=np.float64))
+    keep = np.ones(prep.out_shape, bool) if prep.mask is None else prep.mask
+    val, lo, hi, sc, mw = (np.where(keep, a, 0.0) for a in (val, lo, hi, sc, mw))
+    n = val.size
+
+    if reduction == "none":
+        value, vlo, vhi, vsc = val, lo, hi, sc
+        factor: Array = np.ones(prep.out_shape) if upstream is None else np.broadcast_to(np.asarray(upstream, np.float64), prep.out_shape)
+        fscale = np.abs(factor) * 0
+    else:
+        total = np.sum(val)
+        sum_scale = np.sum(sc) + max(n - 1, 0) * np.sum(np.abs(val)) + abs(total)
+        u = 1.0 if upstream is None else float(np.asarray(upstream, np.float64))
+        if reduction == "sum":
+            value, vlo, vhi, vsc = total, np.sum(lo), np.sum(hi), sum_scale
+            factor = np.full(prep.out_shape, u)
+            fscale = np.zeros(prep.out_shape)
+        else:
+            denom = np.sum(mw)
+            with np.errstate(all="ignore"):
+                value = total / denom
+                vlo, vhi = np.sum(lo) / denom, np.sum(hi) / denom
+                vsc = sum_scale / abs(denom) + (n + 1) * abs(value)
+                factor = np.full(prep.out_shape, u / denom)
+                # the denominator is itself a sum of n terms
+                fscale = np.abs(factor) * (n + 1)
+        value, vlo, vhi, vsc = (np.asarray(a, np.float64) for a in (value, vlo, vhi, vsc))
+
+    names = v.differentiable if wrt is None else tuple(wrt)
+    grads: dict[str, Array] = {}
+    glo: dict[str, Array] = {}
+    ghi: dict[str, Array] = {}
+    gsc: dict[str, Array] = {}
+    for name in names:
+        if name not in c.grads:
+            raise _fail("wrt", f"differentiable arguments of {v.key}: {list(v.differentiable)}", repr(name))
+        g, gl, gh, gs = _per_element(c.grads[name], env, branch_tol)
+        f = factor[..., None] if squeeze else factor
+        fs = fscale[..., None] if squeeze else fscale
+        k = keep[..., None] if squeeze else keep
+        with np.errstate(all="ignore"):
+            a, b = gl * f, gh * f
+            out = [np.where(k, g * f, 0.0), np.where(k, np.fmin(a, b), 0.0), np.where(k, np.fmax(a, b), 0.0),
+                   np.where(k, gs * np.abs(f) + np.abs(g * f) + np.abs(g) * fs, 0.0)]
+        back = prep.restore[name]
+        grads[name], glo[name], ghi[name], gsc[name] = (back(o) for o in out)
+    return Evaluation(spec_loss.name, v.name, value, grads, vlo, vhi, vsc, glo, ghi, gsc)
+
+
+def loss_value(loss: str, *args: Any, reduction: str = "mean", **kwargs: Any) -> Array:
+    """Just the value: ``oracle.loss_value("mse_loss", x, y)``."""
+    return evaluate(loss, *args, reduction=reduction, wrt=(), **kwargs).value
+
+
+__all__ = ["Evaluation", "OracleInputError", "Compiled", "evaluate", "loss_value", "select_variant"]

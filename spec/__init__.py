@@ -1,0 +1,38 @@
+"""The losses, each written once as a SymPy expression: the index.
+
+``REGISTRY`` maps each torch.nn.functional name to its :class:`~spec._core.Loss` record.
+Closed forms of values and gradients are derived from these expressions by :mod:`spec.derive`.
+"""
+
+from __future__ import annotations
+
+from spec import classification, regression  # noqa: F401  (registers the losses)
+from spec._core import (
+    REDUCTIONS,
+    REGISTRY,
+    Arg,
+    Convention,
+    Domain,
+    Loss,
+    Param,
+    Variant,
+    C,
+    i,
+    j,
+    k,
+)
+
+__all__ = [
+    "REDUCTIONS",
+    "REGISTRY",
+    "Arg",
+    "C",
+    "Convention",
+    "Domain",
+    "Loss",
+    "Param",
+    "Variant",
+    "i",
+    "j",
+    "k",
+]

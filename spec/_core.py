@@ -1,0 +1,256 @@
+"""The records a loss is written in: domains, arguments, options, conventions, variants.
+
+A loss is a Python function decorated with :func:`loss`. The decorator builds SymPy symbols for the
+loss's tensor arguments and scalar options, calls the function once to obtain the per-element (or
+per-sample) expression, and stores a :class:`Variant` in the registry. Nothing here knows about
+NumPy, torch or tolerances: those live in ``oracle/`` and ``conformance/``.
+
+Symbols and axes
+----------------
+* ``element`` arguments are scalars of the element-wise formula (``input``, ``target`` of L1/MSE/BCE,
+  and ``weight`` / ``pos_weight`` which broadcast against them).
+* ``class`` arguments are vectors along the class axis, written as ``sp.IndexedBase``: ``x[k]``.
+  The class count is the symbol :data:`C`, summation dummies are :data:`k` and :data:`i`, and a gradient
+  with respect to a class argument is taken at the free component :data:`j`.
+* ``index`` arguments are class indices, one per sample (``cross_entropy``'s class-index target).
+"""
+
+from __future__ import annotations
+
+import inspect
+import struct
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import sympy as sp
+
+# Class-axis symbols shared by every loss that reduces over classes.
+C = sp.Symbol("C", integer=True, positive=True)
+k = sp.Symbol("k", integer=True, nonnegative=True)
+i = sp.Symbol("i", integer=True, nonnegative=True)
+j = sp.Symbol("j", integer=True, nonnegative=True)
+
+Axis = Literal["element", "class", "index"]
+Reduction = Literal["none", "mean", "sum"]
+REDUCTIONS: tuple[Reduction, ...] = ("none", "mean", "sum")
+
+#: PyTorch's EPSILON in its loss kernels is the float32 literal 1e-12, in every dtype (float64
+#: included): float32(1e-12) = 9.999999960041972e-13. Written as the exact rational of that float.
+_EPS_F32 = struct.unpack("f", struct.pack("f", 1e-12))[0]  # 9.999999960041972e-13
+EPSILON_F32_1E12 = sp.Rational(*_EPS_F32.as_integer_ratio())
+
+
+@dataclass(frozen=True)
+class Domain:
+    """Where an argument's values live. ``kind`` is what input generators dispatch on."""
+
+    kind: Literal["real", "unit", "nonnegative", "positive", "class_index", "probabilities"]
+    interval: sp.Set
+    doc: str
+
+
+REAL = Domain("real", sp.Reals, "any finite real")
+UNIT = Domain("unit", sp.Interval(0, 1), "a probability in [0, 1]")
+NONNEGATIVE = Domain("nonnegative", sp.Interval(0, sp.oo), "a real >= 0")
+POSITIVE = Domain("positive", sp.Interval.open(0, sp.oo), "a real > 0")
+CLASS_INDEX = Domain("class_index", sp.Range(0, sp.oo), "an integer class index in [0, C)")
+PROBABILITIES = Domain(
+    "probabilities", sp.Interval(0, 1), "class probabilities (not required to sum to 1)"
+)
+
+
+@dataclass(frozen=True)
+class Arg:
+    """A tensor argument of the loss, by its torch.nn.functional name.
+
+    ``optional`` arguments (``weight``, ``pos_weight``) default to ``None`` in torch, which the spec
+    reads as the value 1. ``broadcast`` says how an optional tensor is shaped against ``input``:
+    ``"input"`` (broadcastable to input's shape), ``"last_dim"`` (a vector along the last dim, like
+    pos_weight) or ``"class"`` (one value per class).
+    """
+
+    name: str
+    domain: Domain
+    axis: Axis = "element"
+    differentiable: bool = False
+    optional: bool = False
+    broadcast: Literal["same", "input", "last_dim", "class"] = "same"
+    checked: bool = False  # torch rejects values outside the domain (BCE's [0, 1]); else unchecked
+
+
+@dataclass(frozen=True)
+class Param:
+    """A scalar option (``beta``, ``label_smoothing``, ``ignore_index``)."""
+
+    name: str
+    default: float | int
+    domain: sp.Set
+    doc: str = ""
+    integer: bool = False
+
+
+@dataclass(frozen=True)
+class Convention:
+    """A named place where PyTorch's contract is not the plain derivative of its forward.
+
+    ``grads`` maps an argument name to the gradient PyTorch computes (replacing the SymPy-derived
+    one); it may be empty when the convention is carried by the forward expression itself (BCE's log
+    clamp, smooth_l1's branch at ``|d| = beta``). ``agrees_where`` is a SymPy condition on the
+    arguments under which the convention equals the plain derivative of the forward; tests check it.
+    ``points`` are (arguments, expected) pairs that pin the convention down at its special points,
+    each expected value with its provenance in ``doc``.
+    """
+
+    name: str
+    doc: str
+    grads: Mapping[str, sp.Expr] = field(default_factory=dict)
+    agrees_where: sp.Basic | None = None
+    points: tuple[tuple[Mapping[str, float], Mapping[str, float]], ...] = ()
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One formula of a loss. Most losses have one; cross_entropy has class-index and probability
+    targets, selected by PyTorch's own rule (``input.shape == target.shape`` means probabilities).
+
+    ``mean_weight`` is the per-element (per-sample) weight whose sum is the denominator of
+    ``reduction='mean'``: 1 for a plain mean over elements, ``weight[target]`` for the weighted mean
+    of class-index cross_entropy. ``ignore`` names the integer option whose value marks an ignored
+    sample (loss 0, gradient 0, and left out of the mean's denominator).
+    """
+
+    loss: str
+    name: str
+    expr: sp.Expr
+    args: tuple[Arg, ...]
+    params: tuple[Param, ...]
+    symbols: Mapping[str, sp.Basic]
+    conventions: tuple[Convention, ...]
+    mean_weight: sp.Expr
+    ignore: str | None
+    doc: str
+    properties: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        return self.loss if self.name == "default" else f"{self.loss}[{self.name}]"
+
+    def arg(self, name: str) -> Arg:
+        for a in self.args:
+            if a.name == name:
+                return a
+        raise KeyError(f"{self.key} has no argument {name!r}; it has {[a.name for a in self.args]}")
+
+    @property
+    def differentiable(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.args if a.differentiable)
+
+    @property
+    def has_class_axis(self) -> bool:
+        return any(a.axis != "element" for a in self.args)
+
+    def grad_override(self, name: str) -> sp.Expr | None:
+        for c in self.conventions:
+            if name in c.grads:
+                return c.grads[name]
+        return None
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A loss by its torch.nn.functional name, with its variants in dispatch order."""
+
+    name: str
+    family: str
+    variants: tuple[Variant, ...]
+    doc: str
+    signature: tuple[str, ...]  # torch.nn.functional positional/keyword order of its arguments
+    target_shape: Literal["same", "broadcast"]  # "broadcast": torch warns, then broadcasts
+
+    def variant(self, name: str = "default") -> Variant:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise KeyError(f"{self.name} has no variant {name!r}")
+
+
+REGISTRY: dict[str, Loss] = {}
+
+
+def symbols_for(args: tuple[Arg, ...], params: tuple[Param, ...]) -> dict[str, sp.Basic]:
+    """The SymPy object each argument and option is written with, keyed by its torch name."""
+    out: dict[str, sp.Basic] = {}
+    for a in args:
+        if a.axis == "class":
+            out[a.name] = sp.IndexedBase(a.name, real=True)
+        elif a.axis == "index":
+            out[a.name] = sp.Symbol(a.name, integer=True)
+        else:
+            out[a.name] = sp.Symbol(a.name, real=True)
+    for p in params:
+        out[p.name] = sp.Symbol(p.name, integer=True) if p.integer else sp.Symbol(p.name, real=True)
+    return out
+
+
+def loss(
+    *,
+    family: str,
+    signature: tuple[str, ...],
+    target_shape: Literal["same", "broadcast"] = "same",
+    args: tuple[Arg, ...],
+    params: tuple[Param, ...] = (),
+    variant: str = "default",
+    conventions: Callable[..., tuple[Convention, ...]] | None = None,
+    mean_weight: Callable[..., sp.Expr] | None = None,
+    ignore: str | None = None,
+    properties: tuple[str, ...] = (),
+) -> Callable[[Callable[..., sp.Expr]], Callable[..., sp.Expr]]:
+    """Register the decorated function's expression as a variant of loss ``fn.__name__``.
+
+    The function is called with one SymPy object per argument and option, by name. ``conventions``
+    and ``mean_weight`` are called the same way, so they are written with the same symbols.
+    ``properties`` names metamorphic properties the conformance suite checks for this variant.
+    """
+
+    def register(fn: Callable[..., sp.Expr]) -> Callable[..., sp.Expr]:
+        name = fn.__name__.split("__")[0]  # "cross_entropy__probabilities" -> "cross_entropy"
+        syms = symbols_for(args, params)
+        wanted = inspect.signature(fn).parameters
+        missing = set(wanted) - set(syms)
+        if missing:
+            raise TypeError(f"{fn.__name__} asks for {sorted(missing)}, not declared as args/params")
+        kw = {n: syms[n] for n in wanted}
+        expr = sp.sympify(fn(**kw))
+
+        def call(f: Callable[..., object] | None, default: object) -> object:
+            if f is None:
+                return default
+            return f(**{n: syms[n] for n in inspect.signature(f).parameters})
+
+        v = Variant(
+            loss=name,
+            name=variant,
+            expr=expr,
+            args=args,
+            params=params,
+            symbols=syms,
+            conventions=tuple(call(conventions, ())),  # type: ignore[arg-type]
+            mean_weight=sp.sympify(call(mean_weight, sp.Integer(1))),
+            ignore=ignore,
+            doc=inspect.getdoc(fn) or "",
+            properties=properties,
+        )
+        old = REGISTRY.get(name)
+        variants = (old.variants if old else ()) + (v,)
+        REGISTRY[name] = Loss(
+            name=name,
+            family=family,
+            variants=variants,
+            doc=old.doc if old else v.doc,
+            signature=signature,
+            target_shape=target_shape,
+        )
+        return fn
+
+    return register

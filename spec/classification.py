@@ -1,0 +1,198 @@
+"""Classification losses: binary (element-wise) and multi-class (over a class axis).
+
+Multi-class expressions are per sample: ``input[k]`` is the logit of class ``k`` of one sample, sums
+run over ``k`` (or ``i``) in ``[0, C)``, and the class axis of the tensor is dim 1 (dim 0 for an
+unbatched ``(C)`` input), as in torch.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from spec._core import (
+    CLASS_INDEX,
+    EPSILON_F32_1E12,
+    NONNEGATIVE,
+    PROBABILITIES,
+    REAL,
+    UNIT,
+    Arg,
+    C,
+    Convention,
+    Param,
+    i,
+    k,
+    loss,
+)
+
+# ---------------------------------------------------------------------------------------------
+# binary_cross_entropy
+
+
+def _bce_conventions(input: sp.Symbol, target: sp.Symbol, weight: sp.Symbol) -> tuple[Convention, ...]:
+    eps = EPSILON_F32_1E12
+    unclamped = (sp.log(input) > -100) & (sp.log(1 - input) > -100)
+    return (
+        Convention(
+            "bce_log_clamp",
+            "Each log is clamped at -100 in the forward (torch docs), so x in {0, 1} gives a finite "
+            "loss of at most 100·w.",
+            points=(
+                ({"input": 0.0, "target": 1.0, "weight": 1.0}, {"value": 100.0}),
+                ({"input": 1.0, "target": 0.0, "weight": 1.0}, {"value": 100.0}),
+                ({"input": 0.0, "target": 0.0, "weight": 1.0}, {"value": 0.0}),
+                ({"input": 0.0, "target": 0.5, "weight": 1.0}, {"value": 50.0}),
+            ),
+        ),
+        Convention(
+            "bce_input_grad_floor",
+            "The input gradient is w (x - y) / max(x (1 - x), eps), eps = float32(1e-12) in every "
+            "dtype (aten binary_cross_entropy_backward), not the derivative of the clamped forward "
+            "(which is 0 where the clamp is active).",
+            grads={"input": weight * (input - target) / sp.Max(input * (1 - input), eps)},
+            agrees_where=unclamped & (input * (1 - input) > eps),
+            points=(
+                # torch 2.13 float64 at x=0, y=0.5: -0.5/float32(1e-12) = -500000001997.9014 (fact sheet)
+                ({"input": 0.0, "target": 0.5, "weight": 1.0}, {"grad_input": -500000001997.9014}),
+            ),
+        ),
+        Convention(
+            "bce_target_grad_unclamped",
+            "The target gradient is -w logit(x) = w (log(1 - x) - log x), without the forward's "
+            "clamp (FunctionsManual binary_cross_entropy_target_backward): +inf at x = 0.",
+            grads={"target": weight * (sp.log(1 - input) - sp.log(input))},
+            agrees_where=unclamped,
+        ),
+    )
+
+
+@loss(
+    family="classification",
+    signature=("input", "target", "weight"),
+    args=(
+        Arg("input", UNIT, differentiable=True, checked=True),
+        Arg("target", UNIT, differentiable=True, checked=True),
+        Arg("weight", NONNEGATIVE, optional=True, broadcast="input"),
+    ),
+    conventions=_bce_conventions,
+)
+def binary_cross_entropy(input: sp.Symbol, target: sp.Symbol, weight: sp.Symbol) -> sp.Expr:
+    r"""Binary cross entropy of probabilities, each log clamped at -100.
+
+    .. math:: \ell = -w\,[\,y \max(\log x, -100) + (1 - y) \max(\log(1 - x), -100)\,]
+
+    Convention: torch.nn.functional.binary_cross_entropy (log clamp; input gradient floored at
+    float32(1e-12); unclamped target gradient).
+    Reference: PyTorch documentation, ``torch.nn.BCELoss``.
+    """
+    return -weight * (
+        target * sp.Max(sp.log(input), -100) + (1 - target) * sp.Max(sp.log(1 - input), -100)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# binary_cross_entropy_with_logits
+
+
+@loss(
+    family="classification",
+    signature=("input", "target", "weight", "pos_weight"),
+    args=(
+        Arg("input", REAL, differentiable=True),
+        Arg("target", UNIT, differentiable=True),
+        Arg("weight", NONNEGATIVE, optional=True, broadcast="input"),
+        Arg("pos_weight", NONNEGATIVE, optional=True, broadcast="last_dim"),
+    ),
+)
+def binary_cross_entropy_with_logits(
+    input: sp.Symbol, target: sp.Symbol, weight: sp.Symbol, pos_weight: sp.Symbol
+) -> sp.Expr:
+    r"""Binary cross entropy of logits, with a weight on the positive term.
+
+    .. math:: \ell = -w\,[\,p\,y \log \sigma(x) + (1 - y) \log(1 - \sigma(x))\,],
+              \quad \sigma(x) = 1 / (1 + e^{-x})
+
+    Convention: torch.nn.functional.binary_cross_entropy_with_logits; targets are not range-checked.
+    Reference: PyTorch documentation, ``torch.nn.BCEWithLogitsLoss``.
+    """
+    sigma = 1 / (1 + sp.exp(-input))
+    return -weight * (pos_weight * target * sp.log(sigma) + (1 - target) * sp.log(1 - sigma))
+
+
+# ---------------------------------------------------------------------------------------------
+# cross_entropy
+
+
+def _log_softmax(x: sp.IndexedBase, at: sp.Basic) -> sp.Expr:
+    return x[at] - sp.log(sp.Sum(sp.exp(x[i]), (i, 0, C - 1)))
+
+
+_CE_SIGNATURE = ("input", "target", "weight", "ignore_index", "label_smoothing")
+_LABEL_SMOOTHING = Param(
+    "label_smoothing", 0.0, sp.Interval(0, 1), "mass moved uniformly onto all C classes"
+)
+
+
+@loss(
+    family="classification",
+    signature=_CE_SIGNATURE,
+    variant="class_index",
+    args=(
+        Arg("input", REAL, axis="class", differentiable=True),
+        Arg("target", CLASS_INDEX, axis="index"),
+        Arg("weight", NONNEGATIVE, axis="class", optional=True, broadcast="class"),
+    ),
+    params=(
+        Param("ignore_index", -100, sp.Integers, "target value whose samples are ignored", True),
+        _LABEL_SMOOTHING,
+    ),
+    mean_weight=lambda weight, target: weight[target],
+    ignore="ignore_index",
+    properties=("shift_invariant", "grad_sums_to_zero"),
+)
+def cross_entropy__class_index(
+    input: sp.IndexedBase, target: sp.Symbol, weight: sp.IndexedBase, label_smoothing: sp.Symbol
+) -> sp.Expr:
+    r"""Cross entropy of logits against a class index, with optional label smoothing.
+
+    .. math:: \ell = (1 - \varepsilon)\, w_y (-\log p_y) + \frac{\varepsilon}{C} \sum_k w_k (-\log p_k),
+              \quad p = \operatorname{softmax}(x)
+
+    ``reduction='mean'`` divides by the sum of ``w_y`` over non-ignored samples (NaN when that is 0).
+    Convention: torch.nn.functional.cross_entropy, class-index path (LossNLL.cpp); smoothing uses
+    every class weight ``w_k`` and the same denominator as the unsmoothed loss.
+    Reference: PyTorch documentation, ``torch.nn.CrossEntropyLoss``; Szegedy et al. (2016).
+    """
+    eps = label_smoothing
+    nll = -weight[target] * _log_softmax(input, target)
+    smooth = sp.Sum(-weight[k] * _log_softmax(input, k), (k, 0, C - 1))
+    return (1 - eps) * nll + eps / C * smooth
+
+
+@loss(
+    family="classification",
+    signature=_CE_SIGNATURE,
+    variant="probabilities",
+    args=(
+        Arg("input", REAL, axis="class", differentiable=True),
+        Arg("target", PROBABILITIES, axis="class", differentiable=True),
+        Arg("weight", NONNEGATIVE, axis="class", optional=True, broadcast="class"),
+    ),
+    params=(_LABEL_SMOOTHING,),
+    properties=("shift_invariant", "grad_sums_to_zero"),
+)
+def cross_entropy__probabilities(
+    input: sp.IndexedBase, target: sp.IndexedBase, weight: sp.IndexedBase, label_smoothing: sp.Symbol
+) -> sp.Expr:
+    r"""Cross entropy of logits against class probabilities (same shape as ``input``).
+
+    .. math:: \ell = -\sum_k w_k\, t'_k \log p_k, \quad t' = (1 - \varepsilon)\, t + \varepsilon / C
+
+    ``reduction='mean'`` divides by the number of samples N·d1·…·dk, not by the weights.
+    Targets are not required to sum to 1 (documented).
+    Convention: torch.nn.functional.cross_entropy, probability-target path.
+    Reference: PyTorch documentation, ``torch.nn.CrossEntropyLoss``.
+    """
+    eps = label_smoothing
+    smoothed = (1 - eps) * target[k] + eps / C
+    return sp.Sum(-weight[k] * smoothed * _log_softmax(input, k), (k, 0, C - 1))

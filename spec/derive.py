@@ -1,0 +1,101 @@
+"""Closed forms of each loss's value and gradients, derived by SymPy from the spec's expression.
+
+``derive(variant)`` differentiates the raw expression: this is what ground truth (mpmath) and the
+generated docs use. The oracle calls the same function with its stable rewrite as ``transform``, so
+both paths share one derivation; a declared :class:`~spec._core.Convention` replaces the derivative
+of the argument it names, in both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+
+import sympy as sp
+
+from spec._core import REGISTRY, Variant, j
+
+Transform = Callable[[sp.Expr], sp.Expr]
+
+
+@dataclass(frozen=True)
+class ClosedForms:
+    """The value and the gradient w.r.t. each differentiable argument of one variant.
+
+    A gradient w.r.t. a class-axis argument is its component ``j``: ``grads["input"]`` is
+    ``∂ℓ/∂input[j]``.
+    """
+
+    variant: Variant
+    value: sp.Expr
+    grads: Mapping[str, sp.Expr]
+
+
+def wrt(variant: Variant, name: str) -> sp.Basic:
+    """The SymPy object a gradient w.r.t. ``name`` is taken with respect to."""
+    sym = variant.symbols[name]
+    return sym[j] if variant.arg(name).axis == "class" else sym  # type: ignore[index]
+
+
+def tidy_sums(e: sp.Expr) -> sp.Expr:
+    """Put class-axis sums in the form the oracle lowers: one Sum per term, factors that do not
+    depend on the dummy pulled out, and ``Σ_k f(k) δ(k, a)`` collapsed to ``f(a)``.
+
+    The collapse assumes ``a`` lies in the summation range, which holds for the gradient component
+    ``j`` and for class-index targets (validated before evaluation).
+    """
+
+    def visit(s: sp.Sum) -> sp.Expr:
+        (d, lo, hi) = s.limits[0]
+        out: list[sp.Expr] = []
+        for term in sp.Add.make_args(sp.expand_mul(s.function)):
+            indep, dep = term.as_independent(d, as_Add=False)
+            deltas = [
+                f for f in sp.Mul.make_args(dep) if isinstance(f, sp.KroneckerDelta) and d in f.free_symbols
+            ]
+            if deltas:
+                kd = deltas[0]
+                other = kd.args[0] if kd.args[1] == d else kd.args[1]
+                out.append(indep * (dep / kd).subs(d, other))
+            elif dep == 1:
+                out.append(indep * (hi - lo + 1))
+            else:
+                out.append(indep * sp.Sum(dep, (d, lo, hi)))
+        return sp.Add(*out)
+
+    return e.replace(lambda x: isinstance(x, sp.Sum), visit)
+
+
+def _identity(e: sp.Expr) -> sp.Expr:
+    return e
+
+
+def derive(variant: Variant, transform: Transform = _identity) -> ClosedForms:
+    """Differentiate ``transform(variant.expr)`` w.r.t. each differentiable argument.
+
+    ``transform`` must return an expression equal to its argument (the oracle passes its stable
+    rewrite); it is applied to the value, to each derivative and to each convention's gradient.
+    """
+    value = transform(variant.expr)
+    grads: dict[str, sp.Expr] = {}
+    for name in variant.differentiable:
+        override = variant.grad_override(name)
+        g = override if override is not None else sp.diff(value, wrt(variant, name))
+        grads[name] = tidy_sums(transform(tidy_sums(g)))
+    return ClosedForms(variant, tidy_sums(value), grads)
+
+
+@cache
+def raw(key: str) -> ClosedForms:
+    """The raw (unrewritten) closed forms of the variant named ``key`` (``cross_entropy[probabilities]``)."""
+    return derive(variant_by_key(key))
+
+
+def variant_by_key(key: str) -> Variant:
+    name, _, rest = key.partition("[")
+    return REGISTRY[name].variant(rest.rstrip("]") or "default")
+
+
+def all_variants() -> tuple[Variant, ...]:
+    return tuple(v for loss in REGISTRY.values() for v in loss.variants)

@@ -1,0 +1,114 @@
+"""Regression losses: element-wise expressions of ``input`` and ``target``.
+
+Each function returns the unreduced loss of one element; the reduction (``none``/``mean``/``sum``) is
+applied by the caller from the variant's ``mean_weight``.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from spec._core import REAL, Arg, Convention, Param, loss
+
+_PAIR = (
+    Arg("input", REAL, differentiable=True),
+    Arg("target", REAL, differentiable=True),
+)
+_SIGNATURE = ("input", "target")
+
+
+def _abs_subgradient(input: sp.Symbol, target: sp.Symbol) -> tuple[Convention, ...]:
+    return (
+        Convention(
+            "abs_subgradient_zero",
+            "d|d|/dd at d = 0 is 0 (PyTorch's sgn(0) = 0), on input and target alike; SymPy's "
+            "derivative of Abs over the reals is sign(d), which already says so.",
+            agrees_where=sp.Ne(input, target),
+            points=(({"input": 0.0, "target": 0.0}, {"grad_input": 0.0, "grad_target": 0.0}),),
+        ),
+    )
+
+
+@loss(
+    family="regression",
+    signature=_SIGNATURE,
+    target_shape="broadcast",
+    args=_PAIR,
+    conventions=_abs_subgradient,
+    properties=("zero_at_target",),
+)
+def l1_loss(input: sp.Symbol, target: sp.Symbol) -> sp.Expr:
+    r"""Absolute error.
+
+    .. math:: \ell = |x - y|
+
+    Convention: torch.nn.functional.l1_loss; the gradient at x = y is 0.
+    Reference: PyTorch documentation, ``torch.nn.L1Loss``.
+    """
+    return sp.Abs(input - target)
+
+
+@loss(
+    family="regression",
+    signature=_SIGNATURE,
+    target_shape="broadcast",
+    args=_PAIR,
+    properties=("zero_at_target",),
+)
+def mse_loss(input: sp.Symbol, target: sp.Symbol) -> sp.Expr:
+    r"""Squared error.
+
+    .. math:: \ell = (x - y)^2
+
+    Convention: torch.nn.functional.mse_loss.
+    Reference: PyTorch documentation, ``torch.nn.MSELoss``.
+    """
+    return (input - target) ** 2
+
+
+def _smooth_l1_conventions(input: sp.Symbol, target: sp.Symbol, beta: sp.Symbol) -> tuple[Convention, ...]:
+    return (
+        Convention(
+            "smooth_l1_branch_at_beta",
+            "|d| = beta takes the linear branch (PyTorch tests |d| < beta); value and gradient are "
+            "continuous there, so the gradient is sign(d) = ±1.",
+            points=(
+                # golden values from the fact sheet, beta = 2, d = 2 -> 1.0 (linear: |d| - beta/2)
+                ({"input": 2.0, "target": 0.0, "beta": 2.0}, {"value": 1.0, "grad_input": 1.0}),
+            ),
+        ),
+        Convention(
+            "smooth_l1_beta_zero_is_l1",
+            "beta = 0 is exactly L1: the quadratic branch |d| < 0 is empty, so the value is |d| and "
+            "the gradient sign(d), 0 at d = 0 (torch routes beta = 0 to l1_loss, PR #97022).",
+            points=(
+                ({"input": 0.0, "target": 0.0, "beta": 0.0}, {"value": 0.0, "grad_input": 0.0}),
+                ({"input": -3.0, "target": 0.0, "beta": 0.0}, {"value": 3.0, "grad_input": -1.0}),
+            ),
+        ),
+    )
+
+
+@loss(
+    family="regression",
+    signature=_SIGNATURE,
+    target_shape="broadcast",
+    args=_PAIR,
+    params=(Param("beta", 1.0, sp.Interval(0, sp.oo), "width of the quadratic zone; 0 means L1"),),
+    conventions=_smooth_l1_conventions,
+    properties=("zero_at_target",),
+)
+def smooth_l1_loss(input: sp.Symbol, target: sp.Symbol, beta: sp.Symbol) -> sp.Expr:
+    r"""Quadratic within ``beta`` of the target, linear beyond.
+
+    .. math:: \ell = \begin{cases} \tfrac{1}{2} d^2 / \beta & |d| < \beta \\ |d| - \tfrac12 \beta & \text{otherwise} \end{cases},
+              \quad d = x - y
+
+    Convention: torch.nn.functional.smooth_l1_loss; |d| = beta is the linear branch; beta = 0 is L1.
+    Reference: Girshick, *Fast R-CNN* (2015); PyTorch documentation, ``torch.nn.SmoothL1Loss``.
+    """
+    d = input - target
+    return sp.Piecewise(
+        (sp.Rational(1, 2) * d**2 / beta, sp.Abs(d) < beta),
+        (sp.Abs(d) - sp.Rational(1, 2) * beta, True),
+    )
