@@ -46,7 +46,7 @@ class Compiled:
 
 
 def _names(v: Variant) -> tuple[str, ...]:
-    return tuple(a.name for a in v.args) + tuple(p.name for p in v.params)
+    return (*(a.name for a in v.args), *(p.name for p in v.params), "_underflow")
 
 
 def _index_args(v: Variant) -> frozenset[str]:

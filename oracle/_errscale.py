@@ -6,6 +6,9 @@ exact (the backend and the oracle see the same already-rounded values), so leave
 rounded operation contributes the magnitude of its result, and errors of its operands propagate
 through its derivative:
 
+Every rounded operation also adds ``UNDERFLOW`` (the smallest subnormal in units of epsilon), so
+that intermediates in the subnormal range, amplified by a later division, stay inside the bound.
+
 * ``a + b``: ``S(a) + S(b) + |a + b|`` (and ``+ (n-2)·Σ|t|`` for n > 2 terms, whose partial sums may
   exceed the result);
 * ``a·b``: ``S(a)|b| + |a|S(b) + |ab|`` (products by ±2^k are exact);
@@ -28,6 +31,10 @@ from spec import C
 
 _EXACT_FUNCS = (sp.sign, sp.KroneckerDelta)
 
+#: Absolute error of one rounded operation from underflow, in units of the dtype's epsilon:
+#: (smallest subnormal) / eps. An argument of every lowered scale (``_underflow``; 0 by default).
+UNDERFLOW = sp.Symbol("_underflow", nonnegative=True)
+
 
 def _is_exact_coeff(c: sp.Expr) -> bool:
     if not c.is_Rational or c == 0:
@@ -45,7 +52,7 @@ def scale(e: sp.Expr) -> sp.Expr:
         return sp.S.Zero
     if isinstance(e, sp.Add):
         terms = e.args
-        out = sp.Add(*(scale(t) for t in terms)) + sp.Abs(e)
+        out = sp.Add(*(scale(t) for t in terms)) + sp.Abs(e) + UNDERFLOW
         if len(terms) > 2:
             out += (len(terms) - 2) * sp.Add(*(sp.Abs(t) for t in terms))
         return out
@@ -59,12 +66,14 @@ def scale(e: sp.Expr) -> sp.Expr:
             )
         ) * abs(coeff)
         rounded = len(factors) - 1 + (0 if _is_exact_coeff(coeff) else 1)
-        return out + rounded * sp.Abs(e)
+        # a partial product that underflows is amplified by the factors applied after it
+        amplified = UNDERFLOW * sp.Mul(*(sp.Max(1, sp.Abs(f)) for f in factors)) if rounded else 0
+        return out + rounded * (sp.Abs(e) + amplified)
     if isinstance(e, sp.Pow):
         b, p = e.args
         if p.is_Number:
             ops = 1 if p in (-1, 2, sp.Rational(1, 2)) else 2
-            return sp.Abs(p * b ** (p - 1)) * scale(b) + ops * sp.Abs(e)
+            return sp.Abs(p * b ** (p - 1)) * scale(b) + ops * (sp.Abs(e) + UNDERFLOW)
         raise NotImplementedError(f"no error scale for a symbolic power: {e}")
     if isinstance(e, sp.Abs):
         return scale(e.args[0])
@@ -73,7 +82,7 @@ def scale(e: sp.Expr) -> sp.Expr:
         du = sp.Abs(e.fdiff())
         own = type(e).error_scale(u) if isinstance(e, (Softplus, Sigmoid)) else sp.Abs(e)
         su = scale(u)
-        return (du * su if su != 0 else sp.S.Zero) + own
+        return (du * su if su != 0 else sp.S.Zero) + own + UNDERFLOW
     if isinstance(e, (sp.Max, sp.Min)):
         a, *rest = e.args
         b = rest[0] if len(rest) == 1 else e.func(*rest)
@@ -89,5 +98,5 @@ def scale(e: sp.Expr) -> sp.Expr:
         for a in e.args:
             if not (isinstance(a, (sp.Symbol, sp.IndexedBase, sp.Indexed)) or a.is_Number):
                 raise NotImplementedError(f"class-axis node of a computed argument: {e}")
-        return type(e).error_scale(*e.args)
+        return type(e).error_scale(*e.args) + UNDERFLOW
     raise NotImplementedError(f"no error scale rule for {type(e).__name__}: {e}")

@@ -113,7 +113,9 @@ class Softmax(sp.Function):
     def error_scale(x: sp.Basic, a: sp.Basic) -> sp.Expr:
         from spec import C
 
-        return (C + 2) * Softmax(x, a)
+        # exp(x[a] - max x) turns the rounding of its argument (size |x[a]| + max|x|) into a
+        # relative error; the normalising sum adds C roundings
+        return (C + 2 + sp.Abs(x[a]) + MaxAbs(x)) * Softmax(x, a)
 
 
 class NegLogSoftmax(sp.Function):
@@ -166,8 +168,8 @@ class SoftmaxMinusDelta(sp.Function):
     def error_scale(x: sp.Basic, b: sp.Basic, a: sp.Basic) -> sp.Expr:
         from spec import C
 
-        # "softmax - onehot" combines softmax_b and 1
-        return (C + 2) * Softmax(x, b) + sp.KroneckerDelta(b, a)
+        # "softmax - onehot" combines softmax_b (see Softmax.error_scale) and 1
+        return (C + 2 + sp.Abs(x[b]) + MaxAbs(x)) * Softmax(x, b) + sp.KroneckerDelta(b, a)
 
 
 class MaxAbs(sp.Function):

@@ -51,6 +51,7 @@ class Evaluation:
     grad_lo: Mapping[str, Array] = field(default_factory=dict)
     grad_hi: Mapping[str, Array] = field(default_factory=dict)
     grad_scale: Mapping[str, Array] = field(default_factory=dict)
+    denominator: float | None = None  # of reduction='mean': Σ of the variant's mean_weight
 
 
 def _fail(arg: str, expected: str, got: object) -> OracleInputError:
@@ -255,6 +256,7 @@ def evaluate(
     wrt: Collection[str] | None = None,
     upstream: Any = None,
     branch_tol: float | None = None,
+    underflow: float = 0.0,
     **kwargs: Any,
 ) -> Evaluation:
     """Evaluate ``loss`` (a torch.nn.functional name) and its gradients in float64.
@@ -262,7 +264,8 @@ def evaluate(
     ``wrt`` names the arguments to differentiate (default: every differentiable one of the selected
     variant); ``upstream`` is the gradient flowing into the loss's output (shape of the value).
     ``branch_tol`` (used by the conformance error model) also evaluates the other side of each branch
-    whose condition is within ``branch_tol × scale`` of its boundary and reports the range.
+    whose condition is within ``branch_tol × scale`` of its boundary and reports the range;
+    ``underflow`` is the error-scale allowance for one rounded operation's underflow.
     Raises :class:`OracleInputError` (a ValueError) naming the argument for invalid input.
     """
     spec_loss = _loss(loss)
@@ -272,9 +275,10 @@ def evaluate(
     v = select_variant(spec_loss, bound)
     _check_params(v, bound)
     prep = (_prepare_classes if v.has_class_axis else _prepare_elementwise)(spec_loss, v, bound)
-    for p in v.params:
-        prep.env[p.name] = bound[p.name]
+    for p in v.params:  # NumPy scalars: IEEE semantics (x/0 = inf) in the lowered code
+        prep.env[p.name] = np.int64(bound[p.name]) if p.integer else np.float64(bound[p.name])
     c = compiled(v.key)
+    prep.env["_underflow"] = np.float64(underflow)
     env = prep.env
     squeeze = v.has_class_axis
 
@@ -296,7 +300,7 @@ def evaluate(
         fscale = np.abs(factor) * 0
     else:
         total = np.sum(val)
-        sum_scale = np.sum(sc) + max(n - 1, 0) * np.sum(np.abs(val)) + abs(total)
+        sum_scale = np.sum(sc) + max(n - 1, 0) * np.sum(np.abs(val)) + abs(total) + n * underflow
         u = 1.0 if upstream is None else float(np.asarray(upstream, np.float64))
         if reduction == "sum":
             value, vlo, vhi, vsc = total, np.sum(lo), np.sum(hi), sum_scale
@@ -304,6 +308,11 @@ def evaluate(
             fscale = np.zeros(prep.out_shape)
         else:
             denom = np.sum(mw)
+            if denom == 0:
+                # a mean over zero total weight (empty batch, every sample ignored, or weight 0 on
+                # every target) is undefined: NaN, as torch decided (PR #64572), with NaN gradients
+                # for the samples that count (ignored ones still get 0)
+                denom = np.float64(np.nan)
             with np.errstate(all="ignore"):
                 value = total / denom
                 vlo, vhi = np.sum(lo) / denom, np.sum(hi) / denom
@@ -312,6 +321,7 @@ def evaluate(
                 # the denominator is itself a sum of n terms
                 fscale = np.abs(factor) * (n + 1)
         value, vlo, vhi, vsc = (np.asarray(a, np.float64) for a in (value, vlo, vhi, vsc))
+    denominator = float(np.sum(mw)) if reduction == "mean" else None  # 0 where the mean is NaN
 
     names = v.differentiable if wrt is None else tuple(wrt)
     grads: dict[str, Array] = {}
@@ -328,10 +338,12 @@ def evaluate(
         with np.errstate(all="ignore"):
             a, b = gl * f, gh * f
             out = [np.where(k, g * f, 0.0), np.where(k, np.fmin(a, b), 0.0), np.where(k, np.fmax(a, b), 0.0),
-                   np.where(k, gs * np.abs(f) + np.abs(g * f) + np.abs(g) * fs, 0.0)]
+                   np.where(k, gs * np.maximum(np.abs(f), 1.0) + np.abs(g * f) + np.abs(g) * fs + underflow, 0.0)]
+        # (the upstream factor may be applied before any intermediate of g: its scale is not
+        # shrunk by |f| < 1)
         back = prep.restore[name]
         grads[name], glo[name], ghi[name], gsc[name] = (back(o) for o in out)
-    return Evaluation(spec_loss.name, v.name, value, grads, vlo, vhi, vsc, glo, ghi, gsc)
+    return Evaluation(spec_loss.name, v.name, value, grads, vlo, vhi, vsc, glo, ghi, gsc, denominator)
 
 
 def loss_value(loss: str, *args: Any, reduction: str = "mean", **kwargs: Any) -> Array:

@@ -136,6 +136,12 @@ class Variant:
     def key(self) -> str:
         return self.loss if self.name == "default" else f"{self.loss}[{self.name}]"
 
+    def __repr__(self) -> str:
+        return f"<Variant {self.key}>"
+
+    def _repr_pretty_(self, p: object, cycle: bool) -> None:  # Hypothesis' falsifying-example printer
+        p.text(repr(self))  # type: ignore[attr-defined]
+
     def arg(self, name: str) -> Arg:
         for a in self.args:
             if a.name == name:

@@ -1,0 +1,117 @@
+"""Backends: what the conformance suite runs losses on, and how one is found by name.
+
+A backend converts NumPy arrays to its own tensors, calls a loss with the torch.nn.functional
+signature, and returns values and gradients as NumPy arrays. The suite never imports a backend's
+library itself: ``BACKENDS`` maps names to ``"module:attribute"`` strings, and third-party backends
+register under the entry-point group ``ENTRY_POINT_GROUP``, so naming a backend imports nothing else.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+DType = Literal["float64", "float32", "float16", "bfloat16"]
+Layout = Literal["contiguous", "non_contiguous", "sliced", "expanded", "channels_last"]
+DTYPES: tuple[DType, ...] = ("float64", "float32", "float16", "bfloat16")
+LAYOUTS: tuple[Layout, ...] = ("contiguous", "non_contiguous", "sliced", "expanded", "channels_last")
+
+BACKENDS: dict[str, str] = {
+    "torch-cpu": "conformance.backends.torch_backend:cpu",
+    "torch-cuda": "conformance.backends.torch_backend:cuda",
+}
+ENTRY_POINT_GROUP = "loss_conformance.backends"
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What a backend provides. Tensors are opaque to the suite (``Any``).
+
+    * ``unavailable()``: why this backend cannot run here (no CUDA, library missing), or None.
+    * ``describe()``: name → value lines for the report header (device, library versions).
+    * ``dtypes(loss)``: the dtypes this backend supports for ``loss``.
+    * ``loss(name)``: the callable for a torch.nn.functional loss name, or None if the backend
+      lacks it (its tests are skipped with that reason).
+    * ``tensor(array, dtype, requires_grad, layout)``: a tensor holding exactly ``array``'s values
+      (already representable in ``dtype``) in the given memory layout. Integer arrays are class
+      indices and keep an integer dtype.
+    * ``to_numpy(t)``: the values of a tensor as a float64 (or integer) NumPy array.
+    * ``grad(output, inputs, upstream)``: gradients of ``output`` w.r.t. each of ``inputs``, with
+      ``upstream`` (shaped like ``output``) flowing in; None for an input that got no gradient.
+
+    Training the seed networks (layers, an SGD step) and second-order gradients will add optional
+    methods; a backend without them skips those checks with a reason.
+    """
+
+    name: str
+
+    def unavailable(self) -> str | None: ...
+
+    def describe(self) -> Mapping[str, str]: ...
+
+    def dtypes(self, loss: str) -> Sequence[DType]: ...
+
+    def loss(self, name: str) -> Callable[..., Any] | None: ...
+
+    def tensor(
+        self, array: np.ndarray[Any, Any], dtype: DType, *, requires_grad: bool = False, layout: Layout = "contiguous"
+    ) -> Any: ...
+
+    def to_numpy(self, tensor: Any) -> np.ndarray[Any, Any]: ...
+
+    def grad(self, output: Any, inputs: Sequence[Any], upstream: np.ndarray[Any, Any]) -> list[np.ndarray[Any, Any] | None]: ...
+
+
+class BackendError(LookupError):
+    """A backend name that cannot be resolved: says what was wrong and what the choices are."""
+
+
+def entry_point_backends() -> dict[str, str]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available_names() -> list[str]:
+    return sorted({*BACKENDS, *entry_point_backends()})
+
+
+def load_object(ref: str) -> Any:
+    """Import ``"package.module:attribute"``."""
+    module, _, attr = ref.partition(":")
+    if not module or not attr:
+        raise BackendError(f"expected 'package.module:attribute', got {ref!r}")
+    try:
+        obj: Any = importlib.import_module(module)
+    except ImportError as e:
+        raise BackendError(f"cannot import {module!r} (from {ref!r}): {e}") from e
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise BackendError(f"module {module!r} has no attribute {attr!r}") from None
+    return obj
+
+
+def resolve(name: str) -> Backend:
+    """A backend by registered name, entry-point name, or ``module:attribute`` (an instance or a
+    zero-argument callable returning one)."""
+    table = {**entry_point_backends(), **BACKENDS}
+    if name in table:
+        ref = table[name]
+    elif ":" in name:
+        ref = name
+    else:
+        raise BackendError(
+            f"--backend={name!r}: unknown backend; expected one of {available_names()} "
+            "or 'package.module:attribute'"
+        )
+    obj = load_object(ref)
+    if not isinstance(obj, Backend) and callable(obj):
+        obj = obj()
+    if not isinstance(obj, Backend):
+        raise BackendError(f"--backend={name!r}: {ref} is not a Backend (see conformance.backends.Backend)")
+    return obj

@@ -1,0 +1,105 @@
+"""PyTorch as a backend, on CPU or CUDA. Imports torch when first used, not when named."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from conformance.backends import DType, Layout
+
+_TORCH_DTYPES = {"float64": "float64", "float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
+
+
+@functools.cache
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+class TorchBackend:
+    """torch.nn.functional on one device."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.name = f"torch-{device}"
+
+    def __repr__(self) -> str:
+        return f"<backend {self.name}>"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self))
+
+    def unavailable(self) -> str | None:
+        try:
+            torch = _torch()
+        except ImportError as e:
+            return f"torch is not importable: {e}"
+        if self.device == "cuda" and not torch.cuda.is_available():
+            return (
+                f"torch {torch.__version__} reports no CUDA device (torch.cuda.is_available() is False"
+                f"{'; this torch build has no CUDA support' if torch.version.cuda is None else ''})"
+            )
+        return None
+
+    def describe(self) -> Mapping[str, str]:
+        torch = _torch()
+        dev = torch.cuda.get_device_name(0) if self.device == "cuda" else "cpu"
+        return {"device": dev, "torch": torch.__version__}
+
+    def dtypes(self, loss: str) -> Sequence[DType]:
+        return ("float64", "float32", "float16", "bfloat16")
+
+    def loss(self, name: str) -> Callable[..., Any] | None:
+        return getattr(_torch().nn.functional, name, None)
+
+    def tensor(
+        self, array: np.ndarray[Any, Any], dtype: DType, *, requires_grad: bool = False, layout: Layout = "contiguous"
+    ) -> Any:
+        torch = _torch()
+        a = np.asarray(array)
+        tdtype = torch.int64 if a.dtype.kind in "iu" else getattr(torch, _TORCH_DTYPES[dtype])
+        make = functools.partial(torch.tensor, dtype=tdtype, device=self.device)
+        if layout == "contiguous" or a.ndim == 0:
+            t = make(a)
+        elif layout == "non_contiguous":  # every other element of a (…, 2) buffer
+            t = make(np.stack([a, np.zeros_like(a)], axis=-1))[..., 0]
+        elif layout == "sliced":  # a view with a storage offset, inside a larger buffer
+            t = make(np.concatenate([np.zeros_like(a[:1]), a], axis=0))[1:]
+        elif layout == "expanded":  # stride 0 along dim 0: the caller made every row equal
+            if a.shape[0] and not (a == a[:1]).all():
+                raise ValueError("an expanded layout needs equal rows along dim 0")
+            t = make(a[:1]).expand(a.shape)
+        elif layout == "channels_last":
+            t = make(a)
+            if a.ndim == 4:
+                t = t.contiguous(memory_format=torch.channels_last)
+        else:
+            raise ValueError(f"layout: expected one of contiguous, non_contiguous, sliced, expanded, channels_last, got {layout!r}")
+        if requires_grad:
+            if t.is_leaf:
+                t.requires_grad_(True)
+            else:  # a view: make its base a leaf that requires grad and rebuild the view from it
+                base = t._base.detach().requires_grad_(True)
+                t = torch.as_strided(base, t.shape, t.stride(), t.storage_offset())
+        return t
+
+    def to_numpy(self, tensor: Any) -> np.ndarray[Any, Any]:
+        torch = _torch()
+        t = tensor.detach().cpu()
+        if t.is_floating_point():
+            t = t.to(torch.float64)
+        return t.numpy().copy()
+
+    def grad(self, output: Any, inputs: Sequence[Any], upstream: np.ndarray[Any, Any]) -> list[np.ndarray[Any, Any] | None]:
+        torch = _torch()
+        u = torch.tensor(np.asarray(upstream), dtype=output.dtype, device=output.device)
+        gs = torch.autograd.grad(output, list(inputs), grad_outputs=u, allow_unused=True)
+        return [None if g is None else self.to_numpy(g) for g in gs]
+
+
+cpu = TorchBackend("cpu")
+cuda = TorchBackend("cuda")

@@ -1,0 +1,127 @@
+"""Known divergences: where a backend's numbers are wrong by the spec, with the evidence.
+
+Each :class:`Divergence` names the backend, loss and dtypes, the library versions it was measured
+on, a predicate telling which cases hit it, and a deterministic *witness* case. The witness runs in
+``test_divergences.py`` as ``xfail(strict=True)`` on the measured versions (a pass there means the
+backend was fixed: update this file) and ``xfail(strict=False)`` on other versions. Random checks
+reject the examples that hit a known divergence (``hypothesis.assume``), so the rest of the space is
+still checked and a correct backend raises no false alarm. The oracle never changes to match.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from conformance.strategies import Case
+
+
+@dataclass(frozen=True)
+class Divergence:
+    id: str
+    backends: str  # glob over backend names
+    loss: str
+    dtypes: tuple[str, ...]
+    library: str  # key of Backend.describe() whose version was measured
+    versions: str  # glob over that version
+    reason: str
+    hits: Callable[[Case, Sequence[str]], bool]
+    witness: Case
+    witness_wrt: tuple[str, ...] = ()
+
+    def applies(self, backend: Any, case: Case, wrt: Sequence[str]) -> bool:
+        return (
+            fnmatch.fnmatchcase(backend.name, self.backends)
+            and case.loss == self.loss
+            and case.dtype in self.dtypes
+            and self.hits(case, wrt)
+        )
+
+    def measured_on(self, backend: Any) -> bool:
+        return fnmatch.fnmatchcase(str(dict(backend.describe()).get(self.library, "")), self.versions)
+
+
+def _bce_half_zero_over_zero(case: Case, wrt: Sequence[str]) -> bool:
+    if "input" not in wrt:
+        return False
+    w = case.arrays.get("weight", np.ones(()))
+    x, y, w = np.broadcast_arrays(case.arrays["input"], case.arrays["target"], w)
+    return bool(np.any(((x == 0) | (x == 1)) & ((x == y) | (w == 0))))
+
+
+def _bce_logits_pos_weight_cancels(case: Case, wrt: Sequence[str]) -> bool:
+    """torch evaluates the loss as (1 - y) x - c1 logsigmoid(x), c1 = 1 + (p - 1) y, and the input
+    gradient with c2 = p y + 1 - y, in the input's dtype. Hit where either coefficient, computed in
+    that order and dtype, is off by more than the error model allows for it (K eps |c|)."""
+    from fractions import Fraction
+
+    from conformance.errormodel import K, eps, round_to
+
+    if "pos_weight" not in case.arrays:
+        return False
+    p, y = np.broadcast_arrays(case.arrays["pos_weight"], case.arrays["target"])
+    r = lambda a: float(round_to(a, case.dtype))  # noqa: E731  (one rounding in the dtype)
+    tol = Fraction(K * eps(case.dtype))
+    for pi, yi in zip(p.ravel().tolist(), y.ravel().tolist(), strict=True):
+        P, Y = Fraction(pi), Fraction(yi)
+        exact = (1 + (P - 1) * Y, P * Y + 1 - Y)
+        got = (r(1 + r(r(pi - 1) * yi)), r(r(r(pi * yi) + 1) - yi))
+        for e, g in zip(exact, got, strict=True):
+            if abs(Fraction(g) - e) > tol * abs(e):
+                return True
+    return False
+
+
+DIVERGENCES: tuple[Divergence, ...] = (
+    Divergence(
+        id="bce-float16-grad-0-over-0",
+        backends="torch-*",
+        loss="binary_cross_entropy",
+        dtypes=("float16",),
+        library="torch",
+        versions="2.13.*",
+        reason=(
+            "float16 input gradient is NaN at input ∈ {0, 1} where input = target or weight = 0; "
+            "the spec (and torch's own float32/float64/bfloat16 results) give 0. The gradient floor "
+            "eps = float32(1e-12) is applied in float16, where it rounds to 0, so "
+            "w (x - y) / max(x(1 - x), eps) is 0/0 or 0·inf. "
+            "Measured on torch 2.13.0+cpu: x = [0., 1.], y = [0., 1.] -> grad [nan, nan]."
+        ),
+        hits=_bce_half_zero_over_zero,
+        witness=Case("binary_cross_entropy", "default", "float16",
+                     {"input": np.array([0.0, 1.0]), "target": np.array([0.0, 1.0])}, {}, "sum"),
+        witness_wrt=("input",),
+    ),
+    Divergence(
+        id="bce-with-logits-pos-weight-cancellation",
+        backends="torch-*",
+        loss="binary_cross_entropy_with_logits",
+        dtypes=("float64", "float32", "float16", "bfloat16"),
+        library="torch",
+        versions="2.13.*",
+        reason=(
+            "with pos_weight p < 1 the loss and its input gradient lose relative accuracy ~eps/p: "
+            "torch computes (1 - y) x - (1 + (p - 1) y) logsigmoid(x) and the gradient "
+            "(p y + 1 - y) sigmoid(x) - p y, where 1 + (p - 1) and p + 1 - 1 cancel. Measured on "
+            "torch 2.13.0+cpu, float32, x = 0, y = 1: p = 1e-8 gives loss 0.0 (exact 6.93e-9) and "
+            "gradient -1e-8 (exact -5e-9); p = 1e-3 gives loss 6.931383e-4 (exact 6.931472e-4, "
+            "~100 ulp)."
+        ),
+        hits=_bce_logits_pos_weight_cancels,
+        witness=Case("binary_cross_entropy_with_logits", "default", "float32",
+                     {"input": np.array([0.0]), "target": np.array([1.0]),
+                      "pos_weight": np.array([float(np.float32(1e-8))])}, {}, "sum"),
+        witness_wrt=("input",),
+    ),
+)
+
+
+def known(backend: Any, case: Case, wrt: Sequence[str]) -> Divergence | None:
+    for d in DIVERGENCES:
+        if d.applies(backend, case, wrt):
+            return d
+    return None

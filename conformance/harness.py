@@ -1,0 +1,198 @@
+"""Run one case on a backend, compare it with the oracle, and explain a failure.
+
+Every check in the suite goes through :func:`run` (the backend call) and :func:`check` (the
+comparison under ``conformance.errormodel``). A failure message is a minimal, copy-pasteable
+reproduction: loss, options, dtype, device, inputs, expected, got, the bound and the seed.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+import oracle
+from conformance.backends import Backend, DType, Layout
+from conformance.errormodel import Mismatch, branch_tol, compare, underflow
+from conformance.strategies import Case
+
+Array = np.ndarray[Any, Any]
+
+#: set by the plugin: the Hypothesis seed of this session, printed in reproductions
+SESSION: dict[str, Any] = {"seed": None, "backend": None}
+
+
+class ConformanceFailure(AssertionError):
+    """A backend result outside the error model; the message is a reproduction."""
+
+
+@dataclass
+class Outcome:
+    value: Array
+    grads: dict[str, Array | None]
+    mutated: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _tensors(backend: Backend, case: Case, wrt: Sequence[str], layout: Layout) -> dict[str, Any]:
+    out = {}
+    for name, arr in case.arrays.items():
+        lay = layout if name in ("input", "target") and arr.dtype.kind == "f" else "contiguous"
+        out[name] = backend.tensor(arr, case.dtype, requires_grad=name in wrt, layout=lay)
+    return out
+
+
+def run(
+    backend: Backend,
+    case: Case,
+    *,
+    wrt: Sequence[str] = (),
+    upstream: Array | None = None,
+    layout: Layout = "contiguous",
+    impl: Any = None,
+) -> Outcome:
+    """Call the backend's loss on ``case`` and, if ``wrt`` is given, its gradients."""
+    fn = impl or backend.loss(case.loss)
+    if fn is None:
+        raise LookupError(f"backend {backend.name} has no {case.loss}")
+    t = _tensors(backend, case, wrt, layout)
+    before = {k: backend.to_numpy(v) for k, v in t.items()}
+    rest = {k: v for k, v in t.items() if k not in ("input", "target")}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn(t["input"], t["target"], **rest, **case.kwargs())
+        grads: dict[str, Array | None] = {}
+        if wrt:
+            u = np.ones(np.shape(backend.to_numpy(out))) if upstream is None else upstream
+            gs = backend.grad(out, [t[n] for n in wrt], u)
+            grads = dict(zip(wrt, gs, strict=True))
+    mutated = [
+        k for k, v in t.items() if not np.array_equal(before[k], backend.to_numpy(v), equal_nan=True)
+    ]
+    return Outcome(backend.to_numpy(out), grads, mutated, [str(w.message) for w in caught])
+
+
+def expected(case: Case, *, wrt: Sequence[str] = (), upstream: Array | None = None) -> oracle.Evaluation:
+    return oracle.evaluate(
+        case.loss,
+        case.arrays["input"],
+        case.arrays["target"],
+        **{k: v for k, v in case.arrays.items() if k not in ("input", "target")},
+        **case.options,
+        reduction=case.reduction,
+        wrt=tuple(wrt),
+        upstream=upstream,
+        branch_tol=branch_tol(case.dtype),
+        underflow=underflow(case.dtype),
+    )
+
+
+def _fmt(a: Any) -> str:
+    a = np.asarray(a)
+    if a.dtype.kind in "iu":
+        return f"np.array({a.tolist()!r}, dtype=np.int64)"
+    with np.printoptions(precision=17, floatmode="unique", threshold=10_000, linewidth=10_000):
+        body = np.array2string(a, separator=", ")
+    return f"np.array({body})"
+
+
+def reproduction(backend: Backend, case: Case, *, wrt: Sequence[str] = (), upstream: Array | None = None,
+                 layout: Layout = "contiguous") -> str:
+    """Python that replays ``case`` on the backend and prints both results."""
+    arrays = ", ".join(f"{k!r}: {_fmt(v)}" for k, v in case.arrays.items())
+    up = "None" if upstream is None else _fmt(upstream)
+    return (
+        "import numpy as np\n"
+        "from conformance.harness import replay\n"
+        f"replay({backend.name!r}, {case.loss!r}, dtype={case.dtype!r}, reduction={case.reduction!r},\n"
+        f"       arrays={{{arrays}}},\n"
+        f"       options={case.options!r}, wrt={tuple(wrt)!r}, upstream={up}, layout={layout!r})"
+    )
+
+
+def replay(backend: str | Backend, loss: str, *, dtype: DType, reduction: str, arrays: Mapping[str, Array],
+           options: Mapping[str, Any], wrt: Sequence[str] = (), upstream: Array | None = None,
+           layout: Layout = "contiguous", variant: str = "") -> None:
+    """Re-run a reported case and print the backend's and the oracle's results side by side."""
+    from conformance.backends import resolve
+
+    b = resolve(backend) if isinstance(backend, str) else backend
+    case = Case(loss, variant, dtype, dict(arrays), dict(options), reduction)
+    got = run(b, case, wrt=wrt, upstream=upstream, layout=layout)
+    exp = expected(case, wrt=wrt, upstream=upstream)
+    print("value    got", got.value, "expected", exp.value)
+    for n in wrt:
+        print(f"grad {n} got", got.grads.get(n), "expected", exp.grads[n])
+
+
+def fail(backend: Backend, case: Case, problem: str, *, wrt: Sequence[str] = (), upstream: Array | None = None,
+         layout: Layout = "contiguous", exp: Any = None, got: Any = None) -> ConformanceFailure:
+    lines = [
+        f"{case.loss} ({case.variant or 'default'}) does not conform on {backend.name} "
+        f"[{SESSION.get('device') or backend.name}], dtype {case.dtype}, reduction={case.reduction!r}, "
+        f"options {case.options}, layout {layout}",
+        f"  {problem}",
+    ]
+    if exp is not None:
+        lines.append(f"  expected: {np.asarray(exp)!r}")
+    if got is not None:
+        lines.append(f"  got:      {np.asarray(got)!r}")
+    lines += [
+        f"  hypothesis seed: {SESSION.get('seed')!r}",
+        "  reproduce with:",
+        *("    " + ln for ln in reproduction(backend, case, wrt=wrt, upstream=upstream, layout=layout).splitlines()),
+    ]
+    return ConformanceFailure("\n".join(lines))
+
+
+def check(
+    backend: Backend,
+    case: Case,
+    *,
+    wrt: Sequence[str] = (),
+    upstream: Array | None = None,
+    layout: Layout = "contiguous",
+    known_ok: bool = False,
+) -> tuple[Outcome, oracle.Evaluation]:
+    """Run ``case`` and assert the value (and the gradients of ``wrt``) conform.
+
+    A case that hits a known divergence of this backend (``conformance.divergences``) is rejected
+    with ``hypothesis.assume`` (its witness is checked on its own), unless ``known_ok``.
+    """
+    if not known_ok:
+        from conformance.divergences import known
+
+        d = known(backend, case, wrt)
+        if d is not None:
+            from hypothesis import assume
+
+            assume(False)
+    exp = expected(case, wrt=wrt, upstream=upstream)
+    try:
+        got = run(backend, case, wrt=wrt, upstream=upstream, layout=layout)
+    except Exception as e:  # the backend raised on valid input
+        raise fail(backend, case, f"raised {type(e).__name__}: {e}", wrt=wrt, upstream=upstream,
+                   layout=layout) from e
+    if got.mutated:
+        raise fail(backend, case, f"modified its input argument(s) in place: {got.mutated}", wrt=wrt,
+                   upstream=upstream, layout=layout)
+    problems: list[tuple[Mismatch, Any, Any]] = []
+    m = compare(got.value, exp.value, exp.value_lo, exp.value_hi, exp.value_scale, case.dtype, what="value")
+    if m:
+        problems.append((m, exp.value, got.value))
+    for n in wrt:
+        g = got.grads.get(n)
+        if g is None:
+            raise fail(backend, case, f"no gradient for {n!r} (expected one)", wrt=wrt, upstream=upstream,
+                       layout=layout)
+        m = compare(g, exp.grads[n], exp.grad_lo[n], exp.grad_hi[n], exp.grad_scale[n], case.dtype,
+                    what=f"gradient w.r.t. {n}")
+        if m:
+            problems.append((m, exp.grads[n], g))
+    if problems:
+        m, e, g = problems[0]
+        raise fail(backend, case, m.describe(), wrt=wrt, upstream=upstream, layout=layout, exp=e, got=g)
+    return got, exp

@@ -1,0 +1,155 @@
+"""The pytest plugin of the conformance suite: options, profiles, backend check, report header.
+
+Registered as the ``pytest11`` entry point ``conformance.plugin`` (and by the repository's root
+``conftest.py`` in a clone). It imports neither torch nor SymPy: the backend is imported only when a
+conformance test is collected. In a pytest run that does not collect the suite, the options exist
+but nothing else happens.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_HERE = Path(__file__).resolve().parent
+DEFAULT_BACKEND = "torch-cpu"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("conformance", "loss conformance suite")
+    # Long, prefixed names always; the short spellings too unless another plugin took them.
+    for names, kw in (
+        (("--conformance-backend", "--backend"), dict(
+            dest="conformance_backend", default=None, metavar="NAME",
+            help=f"backend to check: a registered name (torch-cpu, torch-cuda, or an entry point of "
+            f"group loss_conformance.backends) or package.module:attribute (default {DEFAULT_BACKEND})")),
+        (("--conformance-loss", "--loss"), dict(
+            dest="conformance_loss", default=None, metavar="NAME[,NAME...]",
+            help="only check these losses (exact torch.nn.functional names)")),
+    ):
+        try:
+            group.addoption(*names, **kw)  # type: ignore[arg-type]
+        except ValueError:
+            group.addoption(names[0], **kw)  # type: ignore[arg-type]
+
+
+def _active(config: pytest.Config) -> bool:
+    """Whether this run collects the conformance suite (so it may import the backend)."""
+    if config.getoption("conformance_backend") or config.getoption("conformance_loss"):
+        return True
+    for arg in config.args:
+        path = arg.split("::")[0]
+        if config.getoption("pyargs", False) and path.split(".")[0] == "conformance":
+            return True
+        p = Path(config.invocation_params.dir, path).resolve()
+        if p == _HERE or _HERE in p.parents:
+            return True
+    return False
+
+
+def register_profiles() -> None:
+    """Hypothesis profiles: randomised ``default``, derandomised ``ci``, deep ``thorough``.
+
+    No timers (deadline None, ``too_slow`` suppressed: timed checks flake on a loaded machine) and
+    no example database (each run draws afresh from its seed). Hypothesis itself loads ``ci`` when
+    the CI environment variable is set.
+    """
+    from hypothesis import HealthCheck, settings
+
+    common: dict[str, Any] = dict(
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+        print_blob=True,
+    )
+    settings.register_profile("default", max_examples=20, derandomize=False, **common)
+    settings.register_profile("ci", max_examples=20, derandomize=True, **common)
+    settings.register_profile("thorough", max_examples=500, derandomize=False, **common)
+    name = settings.get_current_profile_name()
+    settings.load_profile(name if name in ("default", "ci", "thorough") else "default")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "conformance: a check of the loss conformance suite")
+    config._conformance_active = _active(config)  # type: ignore[attr-defined]
+    if not config._conformance_active:  # type: ignore[attr-defined]
+        return
+    register_profiles()
+    if _seed(config) is None:
+        # Draw the session's seed here so that the header can print it and
+        # --hypothesis-seed=<it> replays the run (Hypothesis applies an explicit seed itself).
+        import random
+
+        import hypothesis.core
+
+        config._conformance_seed = random.randrange(2**32)  # type: ignore[attr-defined]
+        hypothesis.core.global_force_seed = config._conformance_seed  # type: ignore[attr-defined]
+    backend_of(config)  # a requested backend that cannot run here is a usage error, not skips
+    selected_losses(config)
+
+
+def backend_of(config: pytest.Config) -> Any:
+    """The backend of this run, resolved once; a usage error if it cannot run here."""
+    cached = getattr(config, "_conformance_backend", None)
+    if cached is not None:
+        return cached
+    from conformance.backends import BackendError, resolve
+
+    name = config.getoption("conformance_backend") or DEFAULT_BACKEND
+    try:
+        backend = resolve(name)
+    except BackendError as e:
+        raise pytest.UsageError(str(e)) from None
+    reason = backend.unavailable()
+    if reason:
+        raise pytest.UsageError(f"--backend={name} cannot run here: {reason}")
+    config._conformance_backend = backend  # type: ignore[attr-defined]
+    from conformance import harness
+
+    harness.SESSION.update(backend=backend.name, seed=_seed(config), device=backend.describe().get("device"))
+    return backend
+
+
+def selected_losses(config: pytest.Config) -> list[str] | None:
+    raw = config.getoption("conformance_loss")
+    if not raw:
+        return None
+    from spec import REGISTRY
+
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        raise pytest.UsageError(f"--loss: unknown loss name(s) {unknown}; expected any of {sorted(REGISTRY)}")
+    return names
+
+
+def _seed(config: pytest.Config) -> Any:
+    return config.getoption("hypothesis_seed", None) or getattr(config, "_conformance_seed", None)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    if not getattr(config, "_conformance_active", False):
+        return None
+    from hypothesis import settings
+
+    import numpy
+    import sympy
+
+    try:
+        backend = backend_of(config)
+    except pytest.UsageError:
+        return None
+    desc = ", ".join(f"{k} {v}" for k, v in backend.describe().items())
+    profile = settings.get_current_profile_name()
+    seed = _seed(config)
+    derand = settings.default.derandomize
+    return [
+        f"conformance: backend {backend.name} ({desc}); numpy {numpy.__version__}, sympy {sympy.__version__}",
+        f"conformance: hypothesis profile {profile!r} (max_examples {settings.default.max_examples}, "
+        f"{'derandomized' if derand else f'seed {seed}; replay with --hypothesis-seed={seed}'}), "
+        f"CI={os.environ.get('CI', '')!r}",
+    ]

@@ -1,0 +1,167 @@
+"""Hypothesis strategies for loss cases, generated from the spec's domains.
+
+A new loss gets inputs without new code here: shapes follow the argument axes (element-wise, or a
+class axis with class-index / probability targets), values follow each argument's ``Domain`` and
+options follow each ``Param``'s domain. Every float is rounded to the dtype under test before the
+backend and the oracle see it, so both evaluate exactly the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from conformance.backends import DType
+from conformance.errormodel import round_to
+from spec import REDUCTIONS, Param, Variant
+
+Array = np.ndarray[Any, Any]
+
+#: the largest |real input| drawn per dtype: large logits, and squares that still fit float16
+_BIG = {"float64": 1e4, "float32": 1e4, "bfloat16": 1e4, "float16": 64.0}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One call of a loss: its tensor arguments (float64 arrays exact in ``dtype``; integer arrays
+    for class indices), its scalar options, and the reduction."""
+
+    loss: str
+    variant: str
+    dtype: DType
+    arrays: dict[str, Array]
+    options: dict[str, Any]
+    reduction: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def kwargs(self) -> dict[str, Any]:
+        return {**self.options, "reduction": self.reduction}
+
+
+def reals(dtype: DType) -> st.SearchStrategy[float]:
+    big = _BIG[dtype]
+    return st.one_of(
+        st.floats(-8, 8),
+        st.floats(-big, big),
+        st.sampled_from([0.0, 1.0, -1.0, big, -big, 1e-30, -1e-30, 0.5]),
+    )
+
+
+def unit(dtype: DType) -> st.SearchStrategy[float]:
+    near_one = [1 - 2.0**-53, 1 - 2.0**-24, 1 - 2.0**-11, 1 - 2.0**-8]
+    return st.one_of(
+        st.floats(0, 1),
+        st.sampled_from([0.0, 1.0, 0.5, 1e-300, 1e-30, 1e-12, 1e-8, *near_one]),
+    )
+
+
+def nonnegative(dtype: DType) -> st.SearchStrategy[float]:
+    return st.one_of(st.floats(0, 4), st.sampled_from([0.0, 1.0, 0.5, 2.0]))
+
+
+_VALUES = {
+    "real": reals,
+    "unit": unit,
+    "probabilities": unit,
+    "nonnegative": nonnegative,
+    "positive": lambda d: st.floats(2.0**-8, 4),
+}
+
+
+def values(kind: str, dtype: DType, shape: tuple[int, ...]) -> st.SearchStrategy[Array]:
+    n = int(np.prod(shape)) if shape else 1
+    return st.lists(_VALUES[kind](dtype), min_size=n, max_size=n).map(
+        lambda xs: round_to(np.array(xs, dtype=np.float64).reshape(shape), dtype)
+    )
+
+
+def param_value(p: Param, dtype: DType) -> st.SearchStrategy[Any]:
+    """A value of a float option in its domain, rounded to the dtype (as the backend computes with
+    it), with the domain's endpoints and the default drawn often."""
+    lo, hi = float(p.domain.inf), float(p.domain.sup)
+    hi_draw = min(hi, 8.0)
+    specials = [float(p.default), *(x for x in (lo, hi) if np.isfinite(x) and p.domain.contains(x))]
+    raw = st.one_of(st.sampled_from(specials), st.floats(lo, hi_draw), st.floats(lo, min(hi_draw, 1e-2)))
+    return raw.map(lambda x: float(round_to(x, dtype))).filter(lambda x: bool(p.domain.contains(x)))
+
+
+@st.composite
+def element_shapes(draw: st.DrawFn, min_size: int = 1) -> tuple[int, ...]:
+    return tuple(draw(st.lists(st.integers(min_size, 4), min_size=0, max_size=3)))
+
+
+@st.composite
+def class_shapes(draw: st.DrawFn, min_size: int = 1) -> tuple[int, ...]:
+    """(C), (N, C) or (N, C, d1, ..., dk) with k <= 2."""
+    c = draw(st.integers(1, 5))
+    ndim = draw(st.integers(1, 4))
+    if ndim == 1:
+        return (c,)
+    n = draw(st.integers(min_size, 4))
+    spatial = tuple(draw(st.lists(st.integers(1, 3), min_size=ndim - 2, max_size=ndim - 2)))
+    return (n, c, *spatial)
+
+
+@st.composite
+def cases(
+    draw: st.DrawFn,
+    variant: Variant,
+    dtype: DType,
+    *,
+    reductions: Sequence[str] = REDUCTIONS,
+    shape: tuple[int, ...] | None = None,
+    optional: bool = True,
+) -> Case:
+    """A case of ``variant`` in ``dtype``. ``optional=False`` leaves optional tensors at None."""
+    arrays: dict[str, Array] = {}
+    options: dict[str, Any] = {}
+    if variant.has_class_axis:
+        shape = shape or draw(class_shapes())
+        cdim = 0 if len(shape) == 1 else 1
+        c = shape[cdim]
+        sample = shape[:cdim] + shape[cdim + 1 :]
+    else:
+        shape = shape if shape is not None else draw(element_shapes())
+        c, sample = 0, shape
+    ignore = None
+    for p in variant.params:
+        if p.name == variant.ignore:
+            ignore = draw(st.sampled_from([int(p.default), *range(c)]))
+            options[p.name] = ignore
+        else:
+            options[p.name] = draw(param_value(p, dtype))
+    for a in variant.args:
+        if a.optional:
+            if not optional or not draw(st.booleans()):
+                continue
+            if a.broadcast == "class":
+                ashape: tuple[int, ...] = (c,)
+            elif a.broadcast == "last_dim":
+                ashape = shape[-1:]
+            else:  # broadcastable to input without enlarging it: a suffix of its shape
+                ashape = shape[draw(st.integers(0, len(shape))) :]
+            arrays[a.name] = draw(values(a.domain.kind, dtype, ashape))
+        elif a.axis == "index":
+            choices = list(range(c)) + ([ignore] if ignore is not None and ignore < 0 else [])
+            n = int(np.prod(sample)) if sample else 1
+            idx = draw(st.lists(st.sampled_from(choices), min_size=n, max_size=n))
+            arrays[a.name] = np.array(idx, dtype=np.int64).reshape(sample)
+        else:
+            arrays[a.name] = draw(values(a.domain.kind, dtype, shape))
+    if "target" in arrays and "input" in arrays and arrays["target"].dtype.kind == "f" and draw(st.integers(0, 7)) == 0:
+        arrays["target"] = arrays["input"].copy() if variant.arg("target").domain == variant.arg("input").domain else arrays["target"]
+    return Case(variant.loss, variant.name, dtype, arrays, options, draw(st.sampled_from(list(reductions))))
+
+
+def upstream(shape: tuple[int, ...], dtype: DType) -> st.SearchStrategy[Array]:
+    """A non-unit upstream gradient: magnitudes in [1/2, 2], either sign."""
+    mag = st.floats(0.5, 2.0).filter(lambda x: x != 1.0)
+    signed = st.tuples(mag, st.booleans()).map(lambda t: -t[0] if t[1] else t[0])
+    n = int(np.prod(shape)) if shape else 1
+    return st.lists(signed, min_size=n, max_size=n).map(
+        lambda xs: round_to(np.array(xs).reshape(shape), dtype)
+    )

@@ -1,0 +1,23 @@
+"""Gradients: the backend's autograd against the oracle's derived gradients, with a non-unit
+upstream gradient, requested on every non-empty subset of the differentiable inputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conformance.harness import check, expected
+from conformance.strategies import cases, upstream
+from spec import Variant
+
+
+@given(data=st.data())
+def test_gradient(backend: Any, variant: Variant, dtype: str, data: st.DataObject) -> None:
+    case = data.draw(cases(variant, dtype), label="case")
+    diff = list(variant.differentiable)
+    wrt = data.draw(st.lists(st.sampled_from(diff), min_size=1, max_size=len(diff), unique=True), label="wrt")
+    shape = expected(case).value.shape
+    up = data.draw(upstream(shape, dtype), label="upstream")
+    check(backend, case, wrt=tuple(wrt), upstream=up)

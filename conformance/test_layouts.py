@@ -1,0 +1,44 @@
+"""Memory layouts: non-contiguous, sliced (storage offset), expanded (stride 0) and channels-last
+inputs, each compared with the oracle under the error model (not bitwise with the contiguous result:
+summation order may differ)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conformance.harness import check
+from conformance.strategies import cases
+from spec import Variant
+
+LAYOUTS = ("non_contiguous", "sliced", "expanded", "channels_last")
+
+
+def _shape_for(variant: Variant, layout: str) -> st.SearchStrategy[tuple[int, ...]]:
+    if layout == "channels_last":  # 4-D (N, C, H, W)
+        return st.tuples(*(st.integers(1, 3) for _ in range(4)))
+    if variant.has_class_axis:
+        return st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 3))
+    return st.tuples(st.integers(1, 3), st.integers(1, 4))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@given(data=st.data())
+def test_layout(backend: Any, variant: Variant, dtype: str, layout: str, data: st.DataObject) -> None:
+    shape = data.draw(_shape_for(variant, layout), label="shape")
+    case = data.draw(cases(variant, dtype, shape=shape), label="case")
+    if layout == "expanded":  # stride 0 along dim 0: every row equals the first
+        arrays = {
+            k: (np.broadcast_to(a[:1], a.shape).copy() if k in ("input", "target") and a.dtype.kind == "f" else a)
+            for k, a in case.arrays.items()
+        }
+        case = dataclasses.replace(case, arrays=arrays)
+    check(backend, case, wrt=variant.differentiable, layout=layout)  # type: ignore[arg-type]
+
+
+test_layout.dtypes = ("float64", "float32")  # type: ignore[attr-defined]

@@ -1,0 +1,152 @@
+"""Compare the oracle's float64 outputs with the mpmath ground truth of :mod:`tests._mp`.
+
+Shared by ``tests/test_ground_truth.py`` (assertions) and ``tests/measure_ulps.py`` (the report).
+
+Error measure: ``ulps = |got - exact| / spacing(|exact|)``, with ``spacing(0)`` the smallest
+subnormal (so an exact 0 must come out as 0 to within a subnormal) and an infinite exact value
+required to be matched exactly.
+
+Well-conditioned outputs: the oracle's error scale ``S`` (``Evaluation.value_scale`` /
+``grad_scale``, :mod:`oracle._errscale`) bounds, to first order, the absolute rounding error of a
+float evaluation of the oracle's stable closed form by ``u·S`` with one unit per rounded operation
+(``u = 2**-53``). An output is *well conditioned* when ``S <= WELL * |exact|``: no step of the
+computation combines terms much larger than the result, so nothing cancels and the oracle must be
+accurate to a few ulp; there we require ``ulps <= MAX_ULPS``. Elsewhere (small differences of large
+terms: CE near a one-hot, gradients that cancel, ...) we require ``|got - exact| <= 8·u·S``, the
+oracle's own error model. ``WELL`` is chosen so that the first-order bound, ``WELL`` operations'
+worth of half-ulp roundings, is at most ``MAX_ULPS``: ``u·S <= WELL·u·|exact| < WELL/2 ulp``.
+
+Underflow: the error model is relative and has no term for intermediate results that fall into
+the subnormal range, where rounding is absolute (up to ``2**-1075``). The bound adds
+``UNDERFLOW = 2·2**-1074`` absolute; paths that amplify an underflowed intermediate (BCE's input
+gradient ``w·(x - y) / eps`` with ``|x - y|`` subnormal: 5e11 ulp at ``x = 2**-1022``) are out of
+scope, so the tests keep ``|x - y|`` of BCE either 0 or normal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import oracle
+from spec.derive import variant_by_key
+from tests import _mp
+
+U = 2.0**-53
+MAX_ULPS = 2.0
+WELL = 4.0  # S <= 4 |exact|: first-order error bound u·S < 2 ulp
+BOUND_FACTOR = 8.0
+UNDERFLOW = 2 * 2.0**-1074
+
+
+@dataclass(frozen=True)
+class Record:
+    """One output (value, or one component of one gradient) at one sample."""
+
+    key: str
+    form: str  # "value" or the argument a gradient is taken w.r.t.
+    sample: int
+    j: int | None
+    point: Mapping[str, Any]
+    got: float
+    exact: float
+    scale: float
+
+    @property
+    def ulps(self) -> float:
+        return ulp_error(self.got, self.exact)
+
+    @property
+    def well_conditioned(self) -> bool:
+        return math.isfinite(self.exact) and self.scale <= WELL * abs(self.exact)
+
+    @property
+    def bound_ratio(self) -> float:
+        """Error over the bound ``8·u·(S + known_gap)`` (<= 1 passes)."""
+        if self.got == self.exact or (math.isnan(self.got) and math.isnan(self.exact)):
+            return 0.0
+        if not (math.isfinite(self.exact) and math.isfinite(self.got)):
+            return math.inf
+        bound = BOUND_FACTOR * U * (self.scale + known_gap(self)) + UNDERFLOW
+        return abs(self.got - self.exact) / bound
+
+    @property
+    def ok(self) -> bool:
+        if self.well_conditioned:
+            return self.ulps <= MAX_ULPS
+        return self.bound_ratio <= 1.0
+
+    def describe(self) -> str:
+        comp = "" if self.j is None else f"[{self.j}]"
+        return (
+            f"{self.key} {self.form}{comp} at {dict(self.point)}: got {self.got!r}, exact {self.exact!r}, "
+            f"{self.ulps:.3g} ulp, scale {self.scale:.3g}, error/bound {self.bound_ratio:.3g}"
+        )
+
+
+def known_gap(r: Record) -> float:
+    """Error-scale terms the oracle is known to miss, each a reported oracle bug.
+
+    ORACLE BUG (Softmax error scale): ``Softmax.error_scale`` / ``SoftmaxMinusDelta.error_scale`` are
+    ``(C + 2)·softmax``, but ``exp(x_j - max x)`` amplifies the rounding of its argument by
+    ``|x_j - max x|``: at logits ``[280.5, 295.0, 388.9, 873.1]`` the ``j = 0`` component is 270 ulp
+    off (5.8× the bound). Pinned by ``test_ground_truth.test_softmax_error_scale_gap`` (strict
+    xfail); delete this allowance when that test starts passing.
+    """
+    if r.key.startswith("cross_entropy") and r.form == "input" and r.j is not None:
+        x = r.point["input"]
+        return abs(x[r.j] - max(x)) * abs(r.exact)
+    return 0.0
+
+
+def ulp_error(got: float, exact: float) -> float:
+    if got == exact or (math.isnan(got) and math.isnan(exact)):
+        return 0.0
+    if not (math.isfinite(got) and math.isfinite(exact)):
+        return math.inf
+    return abs(got - exact) / float(np.spacing(abs(exact)))
+
+
+def call_oracle(key: str, arrays: Mapping[str, Any], params: Mapping[str, Any]) -> oracle.Evaluation:
+    v = variant_by_key(key)
+    kwargs = {k: np.asarray(a) for k, a in arrays.items() if a is not None}
+    return oracle.evaluate(v.loss, reduction="none", **kwargs, **params)
+
+
+def records(key: str, arrays: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> list[Record]:
+    """Every output of the oracle at ``arrays`` (batched: element-wise 1-d, or (N, C) with class
+    axis last) next to its ground truth, one :class:`Record` each."""
+    params = dict(params or {})
+    v = variant_by_key(key)
+    ev = call_oracle(key, arrays, params)
+    x = np.asarray(arrays["input"])
+    n = x.shape[0]
+    out: list[Record] = []
+    for s in range(n):
+        point: dict[str, Any] = dict(params)
+        for name, a in arrays.items():
+            if a is None:
+                continue
+            arr = np.asarray(a)
+            if v.has_class_axis and name == "weight":
+                point[name] = arr.tolist()
+            elif v.has_class_axis:
+                point[name] = arr[s].tolist() if arr.ndim > 1 else int(arr[s])
+            else:
+                point[name] = float(np.broadcast_to(arr, x.shape)[s])
+        out.append(Record(key, "value", s, None, point, float(ev.value[s]),
+                          _mp.exact(key, "value", point), float(ev.value_scale[s])))
+        for name in v.differentiable:
+            g, sc = ev.grads[name], ev.grad_scale[name]
+            if v.arg(name).axis == "class":
+                for jj in range(x.shape[1]):
+                    out.append(Record(key, name, s, jj, point, float(g[s, jj]),
+                                      _mp.exact(key, name, point, j=jj), float(sc[s, jj])))
+            else:
+                out.append(Record(key, name, s, None, point, float(g[s]),
+                                  _mp.exact(key, name, point), float(sc[s])))
+    return out

@@ -1,0 +1,161 @@
+"""Measure the oracle's float64 error against the mpmath ground truth (not collected by pytest).
+
+Run ``python -m tests.measure_ulps [--n 300] [--seed 0]`` from the repository root. For each variant
+it draws random and extreme points (the same families as ``tests/test_ground_truth.py``), and
+prints per output (value, each gradient): the number of outputs, the worst ulp error among
+well-conditioned outputs, and the worst error / bound ratio (bound ``8·u·scale``) among the others;
+see :mod:`tests._groundtruth` for the criterion. Ratios <= 1 and ulps <= 2 are what the tests assert.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as a script: make ``tests`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests import _groundtruth as gt
+
+Rng = np.random.Generator
+
+_REAL_EXTREMES = (0.0, -0.0, 1.0, -1.0, 1e-300, -1e-300, 2.0**-1022, 1e300, -1e300, 1.5, 1e-150)
+_UNIT_EXTREMES = (0.0, 1.0, 1e-300, 2.0**-1022, 1 - 2.0**-53, 1 - 2.0**-52, 2.0**-53, 0.5, 1e-12, 1 - 1e-12)
+_LOGIT_EXTREMES = (0.0, 1000.0, -1000.0, 700.0, -745.0, 36.0, -36.0, 1e-300, 20.0)
+
+
+def _real(rng: Rng) -> float:
+    if rng.random() < 0.2:
+        return float(rng.choice(_REAL_EXTREMES))
+    return float(rng.standard_normal() * 10.0 ** rng.uniform(-3, 3))
+
+
+def _unit(rng: Rng) -> float:
+    r = rng.random()
+    if r < 0.3:
+        return float(rng.choice(_UNIT_EXTREMES))
+    if r < 0.5:
+        return float(10.0 ** rng.uniform(-300, 0))
+    if r < 0.6:
+        return float(1 - 10.0 ** rng.uniform(-16, 0))
+    return float(rng.random())
+
+
+def _logit(rng: Rng) -> float:
+    if rng.random() < 0.2:
+        return float(rng.choice(_LOGIT_EXTREMES))
+    return float(rng.standard_normal() * 10.0 ** rng.uniform(-2, 3))
+
+
+def _near(rng: Rng, x: float, other: float) -> float:
+    """A second argument: independent, equal, or a few ulps / 2**-50 relative away from ``x``."""
+    r = rng.random()
+    if r < 0.15:
+        return x
+    if r < 0.3:
+        return float(x * (1 + 2.0**-50))
+    if r < 0.4:
+        return float(np.nextafter(x, np.inf))
+    return other
+
+
+def draw(key: str, rng: Rng, n: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(arrays, params) for one oracle call with ``n`` samples of variant ``key``."""
+    weight = rng.random() < 0.4
+    if key in ("l1_loss", "mse_loss", "smooth_l1_loss"):
+        x = [_real(rng) for _ in range(n)]
+        y = [_near(rng, xi, _real(rng)) for xi in x]
+        params: dict[str, Any] = {}
+        if key == "smooth_l1_loss":
+            d = abs(x[0] - y[0])
+            params["beta"] = float(rng.choice([0.0, 1e-300, 1.0, d if np.isfinite(d) else 1.0,
+                                               10.0 ** rng.uniform(-3, 3)]))
+        return {"input": np.array(x), "target": np.array(y)}, params
+    if key == "binary_cross_entropy":
+        x = [_unit(rng) for _ in range(n)]
+        y = [_near(rng, xi, _unit(rng)) if rng.random() < 0.5 else float(rng.choice([0.0, 1.0])) for xi in x]
+        y = [min(max(v, 0.0), 1.0) for v in y]
+        w = np.array([float(rng.choice([0.0, 1.0, 2.5])) for _ in range(n)]) if weight else None
+        return {"input": np.array(x), "target": np.array(y), "weight": w}, {}
+    if key == "binary_cross_entropy_with_logits":
+        x = [_logit(rng) for _ in range(n)]
+        y = [float(rng.choice([0.0, 1.0])) if rng.random() < 0.4 else _unit(rng) for _ in range(n)]
+        w = np.array([float(rng.choice([0.0, 1.0, 0.3])) for _ in range(n)]) if weight else None
+        pw = np.array([float(rng.choice([1.0, 3.0, 0.5])) for _ in range(n)]) if rng.random() < 0.3 else None
+        return {"input": np.array(x), "target": np.array(y), "weight": w, "pos_weight": pw}, {}
+    c = int(rng.integers(1, 6))
+    spread = 10.0 ** rng.uniform(-2, 3)
+    xs = rng.standard_normal((n, c)) * spread
+    if rng.random() < 0.3:
+        xs[0] = [float(rng.choice(_LOGIT_EXTREMES)) for _ in range(c)]
+    w = np.array([float(rng.choice([0.0, 1.0, 0.7, 2.0])) for _ in range(c)]) if weight else None
+    ls = float(rng.choice([0.0, 0.0, 1.0, rng.random()]))
+    if key == "cross_entropy[class_index]":
+        t = rng.integers(0, c, size=n)
+        return {"input": xs, "target": t, "weight": w}, {"label_smoothing": ls}
+    t = rng.random((n, c)) ** 3
+    t[rng.random((n, c)) < 0.2] = 0.0
+    if rng.random() < 0.5:
+        t = t / np.maximum(t.sum(axis=1, keepdims=True), 1e-300)
+    return {"input": xs, "target": t, "weight": w}, {"label_smoothing": ls}
+
+
+KEYS = (
+    "l1_loss",
+    "mse_loss",
+    "smooth_l1_loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy[class_index]",
+    "cross_entropy[probabilities]",
+)
+
+
+def measure(n_points: int, seed: int) -> list[gt.Record]:
+    rng = np.random.default_rng(seed)
+    out: list[gt.Record] = []
+    for key in KEYS:
+        per_call = 3
+        for _ in range(max(1, n_points // per_call)):
+            arrays, params = draw(key, rng, per_call)
+            out.extend(gt.records(key, arrays, params))
+    return out
+
+
+def report(recs: list[gt.Record]) -> str:
+    groups: dict[tuple[str, str], list[gt.Record]] = defaultdict(list)
+    for r in recs:
+        groups[(r.key, r.form)].append(r)
+    lines = [f"{'variant':34} {'output':7} {'n':>5} {'well':>5} {'max ulp (well)':>15} {'max err/bound (other)':>22}"]
+    for (key, form), rs in groups.items():
+        well = [r for r in rs if r.well_conditioned]
+        other = [r for r in rs if not r.well_conditioned]
+        mu = max((r.ulps for r in well), default=0.0)
+        mb = max((r.bound_ratio for r in other), default=0.0)
+        lines.append(f"{key:34} {form:7} {len(rs):5d} {len(well):5d} {mu:15.3g} {mb:22.3g}")
+    bad = [r for r in recs if not r.ok]
+    lines.append(f"{len(recs)} outputs, {len(bad)} outside their bound")
+    lines.extend("  " + r.describe() for r in bad[:20])
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=300, help="points per variant")
+    ap.add_argument("--seed", type=int, default=0)
+    ns = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    recs = measure(ns.n, ns.seed)
+    print(report(recs))
+    print(f"({time.perf_counter() - t0:.1f} s, seed {ns.seed})")
+    return 0 if all(r.ok for r in recs) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
