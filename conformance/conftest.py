@@ -32,14 +32,37 @@ def _variant_params(config: pytest.Config, prop: str | None = None) -> list[Any]
     return out
 
 
+def _wanted(config: pytest.Config, loss: str) -> bool:
+    wanted = selected_losses(config)
+    return wanted is None or loss in wanted
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    config = metafunc.config
+    if "point" in metafunc.fixturenames:  # each convention's special points, from the spec
+        from spec.derive import all_variants
+
+        points = [
+            pytest.param(v, c.name, args, id=f"{v.key.replace('[', '-').rstrip(']')}-{c.name}-{n}")
+            for v in all_variants()
+            if _wanted(config, v.loss)
+            for c in v.conventions
+            for n, (args, _) in enumerate(c.points)
+        ]
+        _parametrize(metafunc, ("variant", "convention", "point"), points)
+        return
+    if "divergence" in metafunc.fixturenames:
+        from conformance.divergences import DIVERGENCES
+
+        ds = [d for d in DIVERGENCES if _wanted(config, d.loss)]
+        _parametrize(metafunc, ("divergence",), [pytest.param(d, id=d.id) for d in ds])
+        return
     if "variant" not in metafunc.fixturenames:
         return
-    config = metafunc.config
     backend = backend_of(config)
     params = _variant_params(config, getattr(metafunc.function, "spec_property", None))
     if "dtype" not in metafunc.fixturenames:
-        metafunc.parametrize("variant", params)
+        _parametrize(metafunc, ("variant",), params)
         return
     only = getattr(metafunc.function, "dtypes", None)
     combos = []
@@ -49,7 +72,25 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             if only is not None and d not in only:
                 continue
             combos.append(pytest.param(v, d, id=f"{p.id}-{d}", marks=p.marks))
-    metafunc.parametrize(("variant", "dtype"), combos)
+    _parametrize(metafunc, ("variant", "dtype"), combos)
+
+
+_EMPTY = "conformance_nothing_selected"
+
+
+def _parametrize(metafunc: pytest.Metafunc, names: tuple[str, ...], params: list[Any]) -> None:
+    """Parametrize; a check with nothing to run (``--loss`` selects none of its losses) is deselected
+    rather than reported as a skip."""
+    if not params:
+        params = [pytest.param(*(None for _ in names), id="none", marks=pytest.mark.conformance_nothing_selected)]
+    metafunc.parametrize(names, params)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    drop = [it for it in items if it.get_closest_marker(_EMPTY)]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = [it for it in items if not it.get_closest_marker(_EMPTY)]
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ but nothing else happens.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,36 +19,53 @@ _HERE = Path(__file__).resolve().parent
 DEFAULT_BACKEND = "torch-cpu"
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     group = parser.getgroup("conformance", "loss conformance suite")
-    # Long, prefixed names always; the short spellings too unless another plugin took them.
-    for names, kw in (
-        (("--conformance-backend", "--backend"), dict(
-            dest="conformance_backend", default=None, metavar="NAME",
-            help=f"backend to check: a registered name (torch-cpu, torch-cuda, or an entry point of "
-            f"group loss_conformance.backends) or package.module:attribute (default {DEFAULT_BACKEND})")),
-        (("--conformance-loss", "--loss"), dict(
-            dest="conformance_loss", default=None, metavar="NAME[,NAME...]",
-            help="only check these losses (exact torch.nn.functional names)")),
-    ):
+    group.addoption(
+        "--conformance-backend", dest="conformance_backend", default=None, metavar="NAME",
+        help=f"backend to check: a registered name (torch-cpu, torch-cuda, or an entry point of group "
+        f"loss_conformance.backends) or package.module:attribute (default {DEFAULT_BACKEND}); "
+        "also spelled --backend when the command line names the suite",
+    )
+    group.addoption(
+        "--conformance-loss", dest="conformance_loss", default=None, metavar="NAME[,NAME...]",
+        help="only check these losses (exact torch.nn.functional names); also spelled --loss when the "
+        "command line names the suite",
+    )
+    # The short spellings exist only in runs that name the suite, so that a user's own --backend or
+    # --loss option (pytest refuses duplicates) keeps working in every other run.
+    config = pluginmanager.get_plugin("pytestconfig")
+    if config is not None and _targets_suite(config.invocation_params.args, config.invocation_params.dir):
+        for short, dest in (("--backend", "conformance_backend"), ("--loss", "conformance_loss")):
+            try:
+                group.addoption(short, dest=dest, default=None, help=f"short for --conformance-{short[2:]}")
+            except ValueError:  # another plugin owns it: the long spelling still works
+                pass
+
+
+def _targets_suite(args: Sequence[str], invocation_dir: Path) -> bool:
+    """Whether a command line names the conformance suite (a path inside it, or ``--pyargs conformance``)."""
+    pyargs = "--pyargs" in args
+    for arg in args:
+        if arg.startswith("-"):
+            continue
+        path = arg.split("::")[0]
+        if pyargs and path.split(".")[0] == "conformance":
+            return True
         try:
-            group.addoption(*names, **kw)  # type: ignore[arg-type]
-        except ValueError:
-            group.addoption(names[0], **kw)  # type: ignore[arg-type]
+            p = Path(invocation_dir, path).resolve()
+        except OSError:
+            continue
+        if p == _HERE or _HERE in p.parents:
+            return True
+    return False
 
 
 def _active(config: pytest.Config) -> bool:
     """Whether this run collects the conformance suite (so it may import the backend)."""
     if config.getoption("conformance_backend") or config.getoption("conformance_loss"):
         return True
-    for arg in config.args:
-        path = arg.split("::")[0]
-        if config.getoption("pyargs", False) and path.split(".")[0] == "conformance":
-            return True
-        p = Path(config.invocation_params.dir, path).resolve()
-        if p == _HERE or _HERE in p.parents:
-            return True
-    return False
+    return _targets_suite([*config.invocation_params.args, *config.args], config.invocation_params.dir)
 
 
 def register_profiles() -> None:
@@ -75,6 +93,7 @@ def register_profiles() -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "conformance: a check of the loss conformance suite")
+    config.addinivalue_line("markers", "conformance_nothing_selected: internal; deselected at collection")
     config._conformance_active = _active(config)  # type: ignore[attr-defined]
     if not config._conformance_active:  # type: ignore[attr-defined]
         return

@@ -84,9 +84,9 @@ def param_value(p: Param, dtype: DType) -> st.SearchStrategy[Any]:
     it), with the domain's endpoints and the default drawn often."""
     lo, hi = float(p.domain.inf), float(p.domain.sup)
     hi_draw = min(hi, 8.0)
-    specials = [float(p.default), *(x for x in (lo, hi) if np.isfinite(x) and p.domain.contains(x))]
+    specials = [float(p.default), *(x for x in (lo, hi) if np.isfinite(x) and p.admits(x))]
     raw = st.one_of(st.sampled_from(specials), st.floats(lo, hi_draw), st.floats(lo, min(hi_draw, 1e-2)))
-    return raw.map(lambda x: float(round_to(x, dtype))).filter(lambda x: bool(p.domain.contains(x)))
+    return raw.map(lambda x: float(round_to(x, dtype))).filter(p.admits)
 
 
 @st.composite

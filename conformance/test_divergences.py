@@ -6,18 +6,14 @@ from typing import Any
 
 import pytest
 
-from conformance.divergences import DIVERGENCES, Divergence
+from conformance.divergences import Divergence
 from conformance.harness import check
 
 
-@pytest.mark.parametrize("divergence", DIVERGENCES, ids=[d.id for d in DIVERGENCES])
 def test_known_divergence(backend: Any, divergence: Divergence, request: pytest.FixtureRequest) -> None:
     import fnmatch
 
     if not fnmatch.fnmatchcase(backend.name, divergence.backends):
         pytest.skip(f"recorded for backends {divergence.backends!r}, not {backend.name}")
-    wanted = request.config.getoption("conformance_loss")
-    if wanted and divergence.loss not in wanted.split(","):
-        pytest.skip(f"--loss does not select {divergence.loss}")
     request.applymarker(pytest.mark.xfail(strict=divergence.measured_on(backend), reason=divergence.reason))
     check(backend, divergence.witness, wrt=divergence.witness_wrt, known_ok=True)

@@ -11,36 +11,18 @@ import pytest
 from conformance.harness import check
 from conformance.strategies import Case
 from spec import REDUCTIONS, Variant
-from spec.derive import all_variants
 
 
-def _points() -> list[Any]:
-    out = []
-    for v in all_variants():
-        for c in v.conventions:
-            for n, (args, _) in enumerate(c.points):
-                vid = v.loss if v.name == "default" else f"{v.loss}-{v.name}"
-                out.append(pytest.param(v.key, c.name, args, id=f"{vid}-{c.name}-{n}"))
-    return out
-
-
-@pytest.mark.parametrize(("key", "convention", "point"), _points())
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_convention_point(backend: Any, key: str, convention: str, point: dict[str, float], reduction: str,
-                          dtype: str, pytestconfig: pytest.Config) -> None:
+def test_convention_point(backend: Any, variant: Variant, convention: str, point: dict[str, float],
+                          reduction: str, dtype: str) -> None:
     """The backend's value and gradients at a convention's special point (the oracle's values there
     are pinned to the convention by tests/test_conventions.py)."""
-    from spec.derive import variant_by_key
-
-    v = variant_by_key(key)
-    wanted = pytestconfig.getoption("conformance_loss")
-    if wanted and v.loss not in wanted.split(","):
-        pytest.skip(f"--loss does not select {v.loss}")
-    arrays = {a.name: np.array([point[a.name]]) for a in v.args if a.name in point}
-    options = {p.name: point[p.name] for p in v.params if p.name in point}
-    case = Case(v.loss, v.name, dtype, arrays, options, reduction)  # type: ignore[arg-type]
-    check(backend, case, wrt=v.differentiable)
+    arrays = {a.name: np.array([point[a.name]]) for a in variant.args if a.name in point}
+    options = {p.name: point[p.name] for p in variant.params if p.name in point}
+    case = Case(variant.loss, variant.name, dtype, arrays, options, reduction)  # type: ignore[arg-type]
+    check(backend, case, wrt=variant.differentiable)
 
 
 def _empty(v: Variant) -> Case:

@@ -225,7 +225,7 @@ def _check_params(v: Variant, bound: dict[str, Any]) -> None:
         else:
             if isinstance(val, bool) or not isinstance(val, (int, float, np.floating, np.integer)):
                 raise _fail(p.name, "a real number", repr(val))
-            if not np.isfinite(val) or not bool(p.domain.contains(float(val))):
+            if not np.isfinite(val) or not p.admits(float(val)):
                 raise _fail(p.name, f"a value in {p.domain}", repr(val))
         bound[p.name] = val
 

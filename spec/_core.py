@@ -17,6 +17,7 @@ Symbols and axes
 
 from __future__ import annotations
 
+import functools
 import inspect
 import struct
 from collections.abc import Callable, Mapping
@@ -88,6 +89,18 @@ class Param:
     domain: sp.Set
     doc: str = ""
     integer: bool = False
+
+    def admits(self, x: float) -> bool:
+        """Whether ``x`` lies in the domain (a fast float test of an interval's endpoints)."""
+        lo, hi, lo_open, hi_open = _float_bounds(self.domain)
+        return (x > lo if lo_open else x >= lo) and (x < hi if hi_open else x <= hi)
+
+
+@functools.cache
+def _float_bounds(domain: sp.Set) -> tuple[float, float, bool, bool]:
+    if isinstance(domain, sp.Interval):
+        return float(domain.start), float(domain.end), bool(domain.left_open), bool(domain.right_open)
+    return float(domain.inf), float(domain.sup), False, False
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,444 @@
+"""Wrong implementations of the suite's losses, one planted bug each.
+
+Every mutant is a plain function with the exact ``torch.nn.functional`` signature of its loss, so a
+backend override (``conformance.backends.override.OverrideBackend``, and a future
+``--impl LOSS=tests.planted.mutants:NAME``) runs it unchanged. Apart from its one bug, each mutant
+implements the whole signature (the three reductions, the deprecated ``size_average``/``reduce``,
+``weight``, ``pos_weight``, ``ignore_index``, ``label_smoothing``, class-index and probability
+targets) and agrees with torch on typical inputs. ``LOSS_OF`` maps each mutant to its loss.
+
+``tests/test_planted.py`` searches each mutant with the suite's own strategies and check, and asserts
+that the check named here fails it with a readable reproduction while torch-cpu passes the same case.
+"value" is ``conformance/test_values.py::test_value`` (``check`` of the value); "gradient" is
+``conformance/test_gradients.py::test_gradient`` (``check`` with a drawn ``wrt`` and upstream).
+
+==============================  =========================  =========  ===================================
+mutant                          loss                       check      planted bug
+==============================  =========================  =========  ===================================
+l1_mean_over_batch              l1_loss                    value      'mean' divides by input.size(0) (the
+                                                                      batch size), not by numel
+l1_grad_one_at_zero             l1_loss                    gradient   d|d|/dd = +1 at d = 0 (sign written
+                                                                      as (d >= 0)·2 - 1), not 0
+mse_grad_no_factor_two          mse_loss                   gradient   d(d²)/dd = d: the factor 2 is lost
+mse_none_squeezed               mse_loss                   value      'none' returns ``.squeeze()`` of the
+                                                                      result: size-1 dims vanish
+smooth_l1_beta_zero_nan         smooth_l1_loss             gradient   torch.where of both branches: at
+                                                                      beta = 0 the unused d²/beta branch
+                                                                      leaks 0·inf = NaN into the gradient
+smooth_l1_sum_in_half           smooth_l1_loss             value      'sum' accumulates in float16
+bce_no_clamp                    binary_cross_entropy       value      logs not clamped at -100: inf / NaN
+                                                                      at input ∈ {0, 1}
+bce_clamps_input_in_place       binary_cross_entropy       value      clamps ``input`` to [1e-7, 1 - 1e-7]
+                                                                      in place (the caller's tensor)
+bce_grad_ignores_weight         binary_cross_entropy       gradient   the input gradient leaves out weight
+bce_logits_naive                binary_cross_entropy_      value      log(sigmoid(x)) and log(1 - sigmoid(x))
+                                with_logits                           as written: inf / NaN at large |x|
+bce_logits_pos_weight_grad      binary_cross_entropy_      gradient   the input gradient ignores pos_weight
+                                with_logits                           (the value is right)
+ce_no_max_subtraction           cross_entropy[class_index] value      log Σ exp(x) without subtracting the
+                                                                      max: overflow at large logits
+ce_smoothing_ignores_mask       cross_entropy[class_index] value      the label-smoothing term is not masked
+                                                                      by ignore_index (cf. pytorch#73205)
+ce_weighted_mean_by_count       cross_entropy[class_index] value      'mean' divides by the number of
+                                                                      non-ignored samples, not Σ w[y]
+ce_probs_mean_by_weight_mass    cross_entropy              value      probability targets, with weight:
+                                [probabilities]                       'mean' divides by Σ_n Σ_k w_k t_nk,
+                                                                      not by the number of samples
+==============================  =========================  =========  ===================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import _reduction as _legacy
+
+Tensor = torch.Tensor
+
+__all__ = [
+    "LOSS_OF",
+    "bce_clamps_input_in_place",
+    "bce_grad_ignores_weight",
+    "bce_logits_naive",
+    "bce_logits_pos_weight_grad",
+    "bce_no_clamp",
+    "ce_no_max_subtraction",
+    "ce_probs_mean_by_weight_mass",
+    "ce_smoothing_ignores_mask",
+    "ce_weighted_mean_by_count",
+    "l1_grad_one_at_zero",
+    "l1_mean_over_batch",
+    "mse_grad_no_factor_two",
+    "mse_none_squeezed",
+    "smooth_l1_beta_zero_nan",
+    "smooth_l1_sum_in_half",
+]
+
+#: torch's EPSILON in the BCE backward: the float32 literal 1e-12, in every dtype
+_EPS_F32 = float(np.float32(1e-12))
+
+
+# ---------------------------------------------------------------------------------------------
+# shared, correct pieces (each mutant changes one thing)
+
+
+def _mode(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
+    if size_average is not None or reduce is not None:
+        return str(_legacy.legacy_get_string(size_average, reduce))
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    return reduction
+
+
+def _reduce(e: Tensor, reduction: str) -> Tensor:
+    if reduction == "none":
+        return e
+    return e.sum() if reduction == "sum" else e.mean()
+
+
+def _regression(e: Tensor, weight: Tensor | None, input: Tensor, reduction: str) -> Tensor:
+    """torch 2.13's handling of l1/mse ``weight``: w·e, and 'mean' divides by Σ w."""
+    if weight is None:
+        return _reduce(e, reduction)
+    if weight.size() != input.size():
+        raise ValueError("Weights and input must have the same size.")
+    we = e * weight
+    if reduction == "mean":
+        return we.sum() / weight.sum()
+    return _reduce(we, reduction)
+
+
+def _softplus(x: Tensor) -> Tensor:
+    """log(1 + e^x) without overflow or a threshold cut-off."""
+    return torch.clamp(x, min=0) + torch.log1p(torch.exp(-torch.abs(x)))
+
+
+def _elementwise_grad(grad: Tensor, like: Tensor) -> Tensor:
+    """Sum a broadcast gradient back to the shape of the argument it belongs to."""
+    return grad.sum_to_size(like.shape) if grad.shape != like.shape else grad
+
+
+def _cross_entropy(
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    ignore_index: int,
+    reduction: str,
+    label_smoothing: float,
+    *,
+    naive_logsumexp: bool = False,
+    mask_smoothing: bool = True,
+    index_mean_by_count: bool = False,
+    probs_mean_by_weight_mass: bool = False,
+) -> Tensor:
+    """torch.nn.functional.cross_entropy written out (LossNLL.cpp); each keyword plants one bug."""
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    cdim = 0 if input.dim() == 1 else 1
+    c = input.shape[cdim]
+    if naive_logsumexp:
+        logp = input - torch.log(torch.exp(input).sum(dim=cdim, keepdim=True))
+    else:
+        logp = torch.log_softmax(input, dim=cdim)
+    lp = logp.movedim(cdim, -1)  # (..., C)
+    w = torch.ones(c, dtype=input.dtype, device=input.device) if weight is None else weight
+    eps = label_smoothing
+    if target.shape == input.shape and target.is_floating_point():  # class probabilities
+        t = target.movedim(cdim, -1)
+        if eps > 0:
+            t = t * (1 - eps) + eps / c
+        per = -(lp * w * t).sum(-1)
+        if reduction != "mean":
+            return _reduce(per, reduction)
+        if probs_mean_by_weight_mass and weight is not None:
+            return per.sum() / (target.movedim(cdim, -1) * w).sum()
+        return per.sum() / per.numel()
+    keep = target != ignore_index
+    safe = torch.where(keep, target, torch.zeros_like(target))
+    wy = w[safe]
+    zero = torch.zeros((), dtype=input.dtype, device=input.device)
+    nll = torch.where(keep, -lp.gather(-1, safe.unsqueeze(-1)).squeeze(-1) * wy, zero)
+    smooth = -(lp * w).sum(-1)
+    if mask_smoothing:
+        smooth = torch.where(keep, smooth, zero)
+    if reduction == "none":
+        return (1 - eps) * nll + eps / c * smooth if eps > 0 else nll
+    if reduction == "sum":
+        return (1 - eps) * nll.sum() + eps / c * smooth.sum() if eps > 0 else nll.sum()
+    denom = keep.sum().to(input.dtype) if index_mean_by_count else torch.where(keep, wy, zero).sum()
+    total = (1 - eps) * nll.sum() + eps / c * smooth.sum() if eps > 0 else nll.sum()
+    return total / denom
+
+
+# ---------------------------------------------------------------------------------------------
+# l1_loss
+
+
+class _AbsSignAtZeroIsOne(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, d: Tensor) -> Tensor:
+        ctx.save_for_backward(d)
+        return d.abs()
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        (d,) = ctx.saved_tensors
+        return grad * ((d >= 0).to(grad.dtype) * 2 - 1)  # BUG: +1 at d = 0 (sgn(0) is 0)
+
+
+def l1_mean_over_batch(
+    input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+    reduction: str = "mean", weight: Tensor | None = None,
+) -> Tensor:
+    """l1_loss whose 'mean' divides by the batch size input.size(0) instead of the element count."""
+    reduction = _mode(size_average, reduce, reduction)
+    x, y = torch.broadcast_tensors(input, target)
+    e = (x - y).abs()
+    if weight is None and reduction == "mean":
+        return e.sum() / (e.shape[0] if e.dim() else 1)  # BUG: numel is the denominator
+    return _regression(e, weight, x, reduction)
+
+
+def l1_grad_one_at_zero(
+    input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+    reduction: str = "mean", weight: Tensor | None = None,
+) -> Tensor:
+    """l1_loss whose gradient at input == target is ±1 instead of 0."""
+    reduction = _mode(size_average, reduce, reduction)
+    x, y = torch.broadcast_tensors(input, target)
+    return _regression(_AbsSignAtZeroIsOne.apply(x - y), weight, x, reduction)
+
+
+# ---------------------------------------------------------------------------------------------
+# mse_loss
+
+
+class _SquareWithoutTwo(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, d: Tensor) -> Tensor:
+        ctx.save_for_backward(d)
+        return d * d
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        (d,) = ctx.saved_tensors
+        return grad * d  # BUG: d(d²)/dd = 2d
+
+
+def mse_grad_no_factor_two(
+    input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+    reduction: str = "mean", weight: Tensor | None = None,
+) -> Tensor:
+    """mse_loss with the right value and half the right gradient."""
+    reduction = _mode(size_average, reduce, reduction)
+    x, y = torch.broadcast_tensors(input, target)
+    return _regression(_SquareWithoutTwo.apply(x - y), weight, x, reduction)
+
+
+def mse_none_squeezed(
+    input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+    reduction: str = "mean", weight: Tensor | None = None,
+) -> Tensor:
+    """mse_loss whose 'none' result is squeezed (loses every size-1 dim)."""
+    out = torch.nn.functional.mse_loss(input, target, size_average, reduce, reduction, weight)
+    return out.squeeze() if _mode(size_average, reduce, reduction) == "none" else out  # BUG
+
+
+# ---------------------------------------------------------------------------------------------
+# smooth_l1_loss
+
+
+def smooth_l1_beta_zero_nan(
+    input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+    reduction: str = "mean", beta: float = 1.0,
+) -> Tensor:
+    """smooth_l1_loss as torch.where of both branches: right values, NaN gradients at beta = 0."""
+    if beta < 0:
+        raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
+    reduction = _mode(size_average, reduce, reduction)
+    x, y = torch.broadcast_tensors(input, target)
+    d = x - y
+    ad = d.abs()
+    # BUG: at beta = 0 the unselected branch 0.5 d²/beta is inf or NaN, and its gradient reaches
+    # the result as 0 · inf = NaN through torch.where's backward.
+    e = torch.where(ad < beta, 0.5 * d * d / beta, ad - 0.5 * beta)
+    return _reduce(e, reduction)
+
+
+def smooth_l1_sum_in_half(
+    input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+    reduction: str = "mean", beta: float = 1.0,
+) -> Tensor:
+    """smooth_l1_loss whose 'sum' is accumulated in float16 (right for float16 inputs only)."""
+    reduction = _mode(size_average, reduce, reduction)
+    e = torch.nn.functional.smooth_l1_loss(input, target, reduction="none", beta=beta)
+    if reduction == "sum":
+        return e.to(torch.float16).sum().to(e.dtype)  # BUG: precision and range of float16
+    return _reduce(e, reduction)
+
+
+# ---------------------------------------------------------------------------------------------
+# binary_cross_entropy
+
+
+class _BCEGradWithoutWeight(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, y: Tensor, w: Tensor) -> Tensor:
+        ctx.save_for_backward(x, y, w)
+        return torch.nn.functional.binary_cross_entropy(x, y, w, reduction="none")
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None]:
+        x, y, w = ctx.saved_tensors
+        gx = grad * (x - y) / torch.clamp(x * (1 - x), min=_EPS_F32)  # BUG: times w
+        gy = grad * w * (torch.log1p(-x) - torch.log(x))
+        return gx, gy, None
+
+
+def bce_no_clamp(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+    reduce: bool | None = None, reduction: str = "mean",
+) -> Tensor:
+    """binary_cross_entropy without torch's clamp of each log at -100."""
+    reduction = _mode(size_average, reduce, reduction)
+    e = -(target * torch.log(input) + (1 - target) * torch.log(1 - input))  # BUG: no clamp
+    if weight is not None:
+        e = e * weight
+    return _reduce(e, reduction)
+
+
+def bce_clamps_input_in_place(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+    reduce: bool | None = None, reduction: str = "mean",
+) -> Tensor:
+    """binary_cross_entropy that "protects" its logs by clamping the caller's input in place."""
+    with torch.no_grad():
+        input.clamp_(1e-7, 1 - 1e-7)  # BUG: modifies the caller's tensor
+    return torch.nn.functional.binary_cross_entropy(input, target, weight, size_average, reduce, reduction)
+
+
+def bce_grad_ignores_weight(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+    reduce: bool | None = None, reduction: str = "mean",
+) -> Tensor:
+    """binary_cross_entropy with the right value whose input gradient leaves out ``weight``."""
+    reduction = _mode(size_average, reduce, reduction)
+    x, y = torch.broadcast_tensors(input, target)
+    w = torch.ones_like(x) if weight is None else weight.expand_as(x)
+    return _reduce(_BCEGradWithoutWeight.apply(x, y, w), reduction)
+
+
+# ---------------------------------------------------------------------------------------------
+# binary_cross_entropy_with_logits
+
+
+class _BCELogitsGradWithoutPosWeight(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, y: Tensor, w: Tensor, p: Tensor) -> Tensor:
+        ctx.save_for_backward(x, y, w, p)
+        # w [p y softplus(-x) + (1 - y) softplus(x)]: the stable form of the documented loss
+        return w * (p * y * _softplus(-x) + (1 - y) * _softplus(x))
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None, None]:
+        x, y, w, p = ctx.saved_tensors
+        gx = grad * w * ((1 - y) * torch.sigmoid(x) - y * torch.sigmoid(-x))  # BUG: p y σ(-x)
+        gy = grad * w * (p * _softplus(-x) - _softplus(x))
+        return _elementwise_grad(gx, x), _elementwise_grad(gy, y), None, None
+
+
+def bce_logits_naive(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+    reduce: bool | None = None, reduction: str = "mean", pos_weight: Tensor | None = None,
+) -> Tensor:
+    """binary_cross_entropy_with_logits as the textbook formula: log of a saturated sigmoid."""
+    reduction = _mode(size_average, reduce, reduction)
+    s = torch.sigmoid(input)
+    pos = target * torch.log(s)  # BUG: log(sigmoid(x)) and log(1 - sigmoid(x)) underflow to -inf
+    if pos_weight is not None:
+        pos = pos * pos_weight
+    e = -(pos + (1 - target) * torch.log(1 - s))
+    if weight is not None:
+        e = e * weight
+    return _reduce(e, reduction)
+
+
+def bce_logits_pos_weight_grad(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+    reduce: bool | None = None, reduction: str = "mean", pos_weight: Tensor | None = None,
+) -> Tensor:
+    """binary_cross_entropy_with_logits with the right value; the input gradient drops pos_weight."""
+    reduction = _mode(size_average, reduce, reduction)
+    one = torch.ones((), dtype=input.dtype, device=input.device)
+    w = one if weight is None else weight
+    p = one if pos_weight is None else pos_weight
+    x, y, w, p = torch.broadcast_tensors(input, target, w, p)
+    return _reduce(_BCELogitsGradWithoutPosWeight.apply(input.expand_as(x), target.expand_as(y), w, p), reduction)
+
+
+# ---------------------------------------------------------------------------------------------
+# cross_entropy
+
+
+def ce_no_max_subtraction(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+    ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    """cross_entropy whose log-softmax is x - log Σ exp(x), without subtracting max(x) first."""
+    return _cross_entropy(input, target, weight, ignore_index, _mode(size_average, reduce, reduction),
+                          label_smoothing, naive_logsumexp=True)
+
+
+def ce_smoothing_ignores_mask(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+    ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    """cross_entropy whose label-smoothing term still counts the samples with target == ignore_index."""
+    return _cross_entropy(input, target, weight, ignore_index, _mode(size_average, reduce, reduction),
+                          label_smoothing, mask_smoothing=False)
+
+
+def ce_weighted_mean_by_count(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+    ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    """cross_entropy (class indices) whose 'mean' divides by the count of non-ignored samples even
+    when class weights are given (torch divides by Σ weight[target])."""
+    return _cross_entropy(input, target, weight, ignore_index, _mode(size_average, reduce, reduction),
+                          label_smoothing, index_mean_by_count=True)
+
+
+def ce_probs_mean_by_weight_mass(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+    ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    """cross_entropy (probability targets, with weight) whose 'mean' divides by the weighted target
+    mass Σ_n Σ_k w_k t_nk (torch divides by the number of samples)."""
+    return _cross_entropy(input, target, weight, ignore_index, _mode(size_average, reduce, reduction),
+                          label_smoothing, probs_mean_by_weight_mass=True)
+
+
+#: the torch.nn.functional loss each mutant implements
+LOSS_OF: dict[str, str] = {
+    "l1_mean_over_batch": "l1_loss",
+    "l1_grad_one_at_zero": "l1_loss",
+    "mse_grad_no_factor_two": "mse_loss",
+    "mse_none_squeezed": "mse_loss",
+    "smooth_l1_beta_zero_nan": "smooth_l1_loss",
+    "smooth_l1_sum_in_half": "smooth_l1_loss",
+    "bce_no_clamp": "binary_cross_entropy",
+    "bce_clamps_input_in_place": "binary_cross_entropy",
+    "bce_grad_ignores_weight": "binary_cross_entropy",
+    "bce_logits_naive": "binary_cross_entropy_with_logits",
+    "bce_logits_pos_weight_grad": "binary_cross_entropy_with_logits",
+    "ce_no_max_subtraction": "cross_entropy",
+    "ce_smoothing_ignores_mask": "cross_entropy",
+    "ce_weighted_mean_by_count": "cross_entropy",
+    "ce_probs_mean_by_weight_mass": "cross_entropy",
+}
