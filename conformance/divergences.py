@@ -76,6 +76,22 @@ def _bce_logits_pos_weight_cancels(case: Case, wrt: Sequence[str]) -> bool:
     return False
 
 
+def _ce_smoothing_term_overflows(case: Case, wrt: Sequence[str]) -> bool:
+    """torch reduces the smoothing term as (ε/C)·(Σ_n s_n / Σ w[y]): the quotient can overflow where
+    the scaled result does not. Hit where Σ s_n / Σ w[y] exceeds the dtype's largest value."""
+    import oracle
+    from conformance.errormodel import _FINFO
+
+    if case.reduction != "mean" or not case.options.get("label_smoothing") or case.variant != "class_index":
+        return False
+    x = case.arrays["input"]
+    c = x.shape[0 if x.ndim == 1 else 1]
+    extra = {k: v for k, v in case.arrays.items() if k not in ("input", "target")}
+    opts = {**case.options, "label_smoothing": 1.0}
+    quotient = c * oracle.loss_value(case.loss, x, case.arrays["target"], reduction="mean", **extra, **opts)
+    return bool(np.abs(quotient) > _FINFO[case.dtype][1])
+
+
 DIVERGENCES: tuple[Divergence, ...] = (
     Divergence(
         id="bce-float16-grad-0-over-0",
@@ -116,6 +132,26 @@ DIVERGENCES: tuple[Divergence, ...] = (
                      {"input": np.array([0.0]), "target": np.array([1.0]),
                       "pos_weight": np.array([float(np.float32(1e-8))])}, {}, "sum"),
         witness_wrt=("input",),
+    ),
+    Divergence(
+        id="cross-entropy-smoothing-mean-overflow",
+        backends="torch-*",
+        loss="cross_entropy",
+        dtypes=("float64", "float32", "float16", "bfloat16"),
+        library="torch",
+        versions="2.13.*",
+        reason=(
+            "reduction='mean' with label_smoothing overflows to inf where the exact mean is finite: "
+            "the smoothing term is reduced as (ε/C)·(Σ s_n / Σ w[y]), and the quotient overflows "
+            "before the small factor ε/C applies. Measured on torch 2.13.0+cpu, float64: logits "
+            "[0, 0], target 0, weight [2.225073858507203e-309, 1], label_smoothing 0.0625 -> inf "
+            "(exact 9.734890062045177e+306; 'none' and 'sum' are right)."
+        ),
+        hits=_ce_smoothing_term_overflows,
+        witness=Case("cross_entropy", "class_index", "float64",
+                     {"input": np.array([0.0, 0.0]), "target": np.array(0),
+                      "weight": np.array([2.225073858507203e-309, 1.0])},
+                     {"ignore_index": -100, "label_smoothing": 0.0625}, "mean"),
     ),
 )
 

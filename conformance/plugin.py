@@ -165,10 +165,11 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     desc = ", ".join(f"{k} {v}" for k, v in backend.describe().items())
     profile = settings.get_current_profile_name()
     seed = _seed(config)
-    derand = settings.default.derandomize
+    current = settings()
+    derand = current.derandomize
     return [
         f"conformance: backend {backend.name} ({desc}); numpy {numpy.__version__}, sympy {sympy.__version__}",
-        f"conformance: hypothesis profile {profile!r} (max_examples {settings.default.max_examples}, "
+        f"conformance: hypothesis profile {profile!r} (max_examples {current.max_examples}, "
         f"{'derandomized' if derand else f'seed {seed}; replay with --hypothesis-seed={seed}'}), "
         f"CI={os.environ.get('CI', '')!r}",
     ]

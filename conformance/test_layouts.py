@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conformance.backends import DType
 from conformance.harness import check
 from conformance.strategies import cases
 from spec import Variant
@@ -29,7 +30,7 @@ def _shape_for(variant: Variant, layout: str) -> st.SearchStrategy[tuple[int, ..
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 @given(data=st.data())
-def test_layout(backend: Any, variant: Variant, dtype: str, layout: str, data: st.DataObject) -> None:
+def test_layout(backend: Any, variant: Variant, dtype: DType, layout: str, data: st.DataObject) -> None:
     shape = data.draw(_shape_for(variant, layout), label="shape")
     case = data.draw(cases(variant, dtype, shape=shape), label="case")
     if layout == "expanded":  # stride 0 along dim 0: every row equals the first

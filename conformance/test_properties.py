@@ -10,8 +10,9 @@ import numpy as np
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from conformance.backends import DType
 from conformance.errormodel import compare
-from conformance.harness import expected, fail, run
+from conformance.harness import expected, fail, reject_known, run
 from conformance.strategies import Case, cases
 from spec import Variant
 
@@ -28,7 +29,7 @@ def spec_property(name: str) -> Any:
 
 @spec_property("shift_invariant")
 @given(data=st.data())
-def test_shift_invariant(backend: Any, variant: Variant, dtype: str, data: st.DataObject) -> None:
+def test_shift_invariant(backend: Any, variant: Variant, dtype: DType, data: st.DataObject) -> None:
     """Adding a constant to every logit of a sample leaves the loss unchanged. Logits are multiples
     of 1/8 in [-8, 8] and the shift an integer, so the shifted logits are exact in every dtype."""
     case = data.draw(cases(variant, dtype), label="case")
@@ -37,6 +38,8 @@ def test_shift_invariant(backend: Any, variant: Variant, dtype: str, data: st.Da
     shift = data.draw(st.integers(-8, 8).filter(bool), label="shift")
     a = dataclasses.replace(case, arrays={**case.arrays, "input": q.reshape(x.shape)})
     b = dataclasses.replace(case, arrays={**case.arrays, "input": q.reshape(x.shape) + shift})
+    reject_known(backend, a)
+    reject_known(backend, b)
     ga, gb = run(backend, a).value, run(backend, b).value
     scale = np.abs(expected(a).value_scale) + np.abs(expected(b).value_scale)
     m = compare(gb, ga, ga, ga, scale, dtype, what=f"loss after adding {shift} to every logit")
@@ -46,10 +49,11 @@ def test_shift_invariant(backend: Any, variant: Variant, dtype: str, data: st.Da
 
 @spec_property("zero_at_target")
 @given(data=st.data())
-def test_zero_at_target(backend: Any, variant: Variant, dtype: str, data: st.DataObject) -> None:
+def test_zero_at_target(backend: Any, variant: Variant, dtype: DType, data: st.DataObject) -> None:
     """At input == target the loss is exactly 0 and so is its gradient (|0| = 0, 0² = 0, sgn(0) = 0)."""
     case = data.draw(cases(variant, dtype), label="case")
     case = dataclasses.replace(case, arrays={**case.arrays, "target": case.arrays["input"].copy()})
+    reject_known(backend, case, variant.differentiable)
     got = run(backend, case, wrt=variant.differentiable)
     for what, arr in (("value", got.value), *((f"gradient w.r.t. {n}", g) for n, g in got.grads.items())):
         if arr is None or np.any(np.asarray(arr) != 0):
@@ -58,12 +62,15 @@ def test_zero_at_target(backend: Any, variant: Variant, dtype: str, data: st.Dat
 
 @spec_property("grad_sums_to_zero")
 @given(data=st.data())
-def test_grad_sums_to_zero(backend: Any, variant: Variant, dtype: str, data: st.DataObject) -> None:
+def test_grad_sums_to_zero(backend: Any, variant: Variant, dtype: DType, data: st.DataObject) -> None:
     """The input gradient sums to zero over the class axis (softmax's gradient is orthogonal to
     shifts); for probability targets this holds for any targets, one-hot ones included."""
     case = data.draw(cases(variant, dtype), label="case")
-    got = run(backend, case, wrt=("input",))
     exp = expected(case, wrt=("input",))
+    # where the gradient is undefined (a mean over zero total weight: NaN) there is no sum to check
+    assume(bool(np.all(np.isfinite(exp.grads["input"]))))
+    reject_known(backend, case, ("input",))
+    got = run(backend, case, wrt=("input",))
     g = np.asarray(got.grads["input"])
     cdim = 0 if g.ndim == 1 else 1
     total = np.sum(g, axis=cdim)
@@ -75,15 +82,17 @@ def test_grad_sums_to_zero(backend: Any, variant: Variant, dtype: str, data: st.
 
 
 @given(data=st.data())
-def test_batch_is_per_sample(backend: Any, variant: Variant, dtype: str, data: st.DataObject) -> None:
+def test_batch_is_per_sample(backend: Any, variant: Variant, dtype: DType, data: st.DataObject) -> None:
     """The unreduced losses of a batch equal the losses of each sample evaluated alone."""
     case = data.draw(cases(variant, dtype, reductions=("none",)), label="case")
     x = case.arrays["input"]
     assume(x.ndim >= 2 and x.shape[0] >= 2)
+    reject_known(backend, case)
     whole = run(backend, case).value
     scale = np.abs(expected(case).value_scale)
     for n in range(x.shape[0]):
         one = _sample(case, n)
+        reject_known(backend, one)
         got = run(backend, one).value
         m = compare(whole[n : n + 1], got, got, got, scale[n : n + 1] * 2, dtype, what=f"sample {n} alone vs in the batch")
         if m:

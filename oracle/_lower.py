@@ -170,7 +170,8 @@ def lower(expr: sp.Expr, names: tuple[str, ...], index_args: frozenset[str]) -> 
     source = f"def _lowered(env, _flips):\n{unpack}    return {body}\n"
     ns = dict(_NAMESPACE)
     exec(compile(source, f"<lowered {expr}>"[:80], "exec"), ns)
-    return Lowered(expr, source, ns["_lowered"], tuple(printer.switches))
+    fn: Callable[[Mapping[str, Array], Mapping[int, Array]], Array] = ns["_lowered"]  # type: ignore[assignment]
+    return Lowered(expr, source, fn, tuple(printer.switches))
 
 
 def expand_bound_deltas(e: sp.Expr, index_args: frozenset[str]) -> sp.Expr:

@@ -2,49 +2,53 @@
 
 Every mutant is a plain function with the exact ``torch.nn.functional`` signature of its loss, so a
 backend override (``conformance.backends.override.OverrideBackend``, and a future
-``--impl LOSS=tests.planted.mutants:NAME``) runs it unchanged. Apart from its one bug, each mutant
-implements the whole signature (the three reductions, the deprecated ``size_average``/``reduce``,
-``weight``, ``pos_weight``, ``ignore_index``, ``label_smoothing``, class-index and probability
-targets) and agrees with torch on typical inputs. ``LOSS_OF`` maps each mutant to its loss.
+``--impl LOSS=tests.planted.mutants:NAME``) runs it unchanged. Apart from its one bug, each mutant is
+written to implement the whole signature (the three reductions, the deprecated ``size_average`` /
+``reduce``, ``weight``, ``pos_weight``, ``ignore_index``, ``label_smoothing``, class-index and
+probability targets), mostly by delegating to torch. ``PLANTED`` maps each mutant to the spec variant
+it implements and the check expected to catch it; ``LOSS_OF`` to its torch.nn.functional name.
 
-``tests/test_planted.py`` searches each mutant with the suite's own strategies and check, and asserts
-that the check named here fails it with a readable reproduction while torch-cpu passes the same case.
-"value" is ``conformance/test_values.py::test_value`` (``check`` of the value); "gradient" is
-``conformance/test_gradients.py::test_gradient`` (``check`` with a drawn ``wrt`` and upstream).
+What ``tests/test_planted.py`` checks of each mutant: its parameters (names, kinds, defaults) are
+those of its torch function; the check named below, searched with the suite's own strategies, fails
+it with a readable reproduction on a case where torch-cpu conforms; and on a typical case it passes
+the suite's check for each reduction (the value check only, for a gradient plant). "value" is
+``conformance/test_values.py::test_value``; "gradient" is ``conformance/test_gradients.py::test_gradient``.
 
-==============================  =========================  =========  ===================================
-mutant                          loss                       check      planted bug
-==============================  =========================  =========  ===================================
-l1_mean_over_batch              l1_loss                    value      'mean' divides by input.size(0) (the
-                                                                      batch size), not by numel
-l1_grad_one_at_zero             l1_loss                    gradient   d|d|/dd = +1 at d = 0 (sign written
-                                                                      as (d >= 0)·2 - 1), not 0
-mse_grad_no_factor_two          mse_loss                   gradient   d(d²)/dd = d: the factor 2 is lost
-mse_none_squeezed               mse_loss                   value      'none' returns ``.squeeze()`` of the
-                                                                      result: size-1 dims vanish
-smooth_l1_beta_zero_nan         smooth_l1_loss             gradient   torch.where of both branches: at
-                                                                      beta = 0 the unused d²/beta branch
-                                                                      leaks 0·inf = NaN into the gradient
-smooth_l1_sum_in_half           smooth_l1_loss             value      'sum' accumulates in float16
-bce_no_clamp                    binary_cross_entropy       value      logs not clamped at -100: inf / NaN
-                                                                      at input ∈ {0, 1}
-bce_clamps_input_in_place       binary_cross_entropy       value      clamps ``input`` to [1e-7, 1 - 1e-7]
-                                                                      in place (the caller's tensor)
-bce_grad_ignores_weight         binary_cross_entropy       gradient   the input gradient leaves out weight
-bce_logits_naive                binary_cross_entropy_      value      log(sigmoid(x)) and log(1 - sigmoid(x))
-                                with_logits                           as written: inf / NaN at large |x|
-bce_logits_pos_weight_grad      binary_cross_entropy_      gradient   the input gradient ignores pos_weight
-                                with_logits                           (the value is right)
-ce_no_max_subtraction           cross_entropy[class_index] value      log Σ exp(x) without subtracting the
-                                                                      max: overflow at large logits
-ce_smoothing_ignores_mask       cross_entropy[class_index] value      the label-smoothing term is not masked
-                                                                      by ignore_index (cf. pytorch#73205)
-ce_weighted_mean_by_count       cross_entropy[class_index] value      'mean' divides by the number of
-                                                                      non-ignored samples, not Σ w[y]
-ce_probs_mean_by_weight_mass    cross_entropy              value      probability targets, with weight:
-                                [probabilities]                       'mean' divides by Σ_n Σ_k w_k t_nk,
-                                                                      not by the number of samples
-==============================  =========================  =========  ===================================
+============================  ================================  ========  ==================================
+mutant                        variant                           check     planted bug
+============================  ================================  ========  ==================================
+l1_mean_over_batch            l1_loss                           value     'mean' divides by input.size(0)
+                                                                          (the batch size), not by numel
+l1_grad_one_at_zero           l1_loss                           gradient  d|d|/dd = +1 at d = 0 (the sign is
+                                                                          written (d >= 0)·2 - 1), not 0
+mse_grad_no_factor_two        mse_loss                          gradient  d(d²)/dd = d: the factor 2 is lost
+mse_none_squeezed             mse_loss                          value     'none' returns ``.squeeze()`` of
+                                                                          the result: size-1 dims vanish
+smooth_l1_beta_zero_nan       smooth_l1_loss                    gradient  torch.where of both branches: at
+                                                                          beta = 0 the unused d²/beta branch
+                                                                          leaks 0·inf = NaN into the gradient
+smooth_l1_sum_in_half         smooth_l1_loss                    value     'sum' accumulates in float16
+bce_no_clamp                  binary_cross_entropy              value     logs not clamped at -100: inf or
+                                                                          NaN at input ∈ {0, 1}
+bce_clamps_input_in_place     binary_cross_entropy              value     clamps the caller's ``input`` to
+                                                                          [1e-7, 1 - 1e-7] in place
+bce_grad_ignores_weight       binary_cross_entropy              gradient  the input gradient leaves out weight
+bce_logits_naive              binary_cross_entropy_with_logits  value     log(sigmoid(x)), log(1 - sigmoid(x))
+                                                                          as written: inaccurate, then inf or
+                                                                          NaN, as |x| grows
+bce_logits_pos_weight_grad    binary_cross_entropy_with_logits  gradient  the input gradient ignores
+                                                                          pos_weight (the value is right)
+ce_no_max_subtraction         cross_entropy[class_index]        value     log Σ exp(x) without subtracting
+                                                                          max(x): overflow at large logits
+ce_smoothing_ignores_mask     cross_entropy[class_index]        value     the label-smoothing term is not
+                                                                          masked by ignore_index (the bug of
+                                                                          pytorch#73205)
+ce_weighted_mean_by_count     cross_entropy[class_index]        value     'mean' divides by the number of
+                                                                          non-ignored samples, not Σ w[y]
+ce_probs_mean_by_weight_mass  cross_entropy[probabilities]      value     with weight, 'mean' divides by
+                                                                          Σ_n Σ_k w_k t_nk, not by the
+                                                                          number of samples
+============================  ================================  ========  ==================================
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ Tensor = torch.Tensor
 
 __all__ = [
     "LOSS_OF",
+    "PLANTED",
     "bce_clamps_input_in_place",
     "bce_grad_ignores_weight",
     "bce_logits_naive",
@@ -113,11 +118,6 @@ def _regression(e: Tensor, weight: Tensor | None, input: Tensor, reduction: str)
 def _softplus(x: Tensor) -> Tensor:
     """log(1 + e^x) without overflow or a threshold cut-off."""
     return torch.clamp(x, min=0) + torch.log1p(torch.exp(-torch.abs(x)))
-
-
-def _elementwise_grad(grad: Tensor, like: Tensor) -> Tensor:
-    """Sum a broadcast gradient back to the shape of the argument it belongs to."""
-    return grad.sum_to_size(like.shape) if grad.shape != like.shape else grad
 
 
 def _cross_entropy(
@@ -346,7 +346,7 @@ class _BCELogitsGradWithoutPosWeight(torch.autograd.Function):
         x, y, w, p = ctx.saved_tensors
         gx = grad * w * ((1 - y) * torch.sigmoid(x) - y * torch.sigmoid(-x))  # BUG: p y σ(-x)
         gy = grad * w * (p * _softplus(-x) - _softplus(x))
-        return _elementwise_grad(gx, x), _elementwise_grad(gy, y), None, None
+        return gx, gy, None, None
 
 
 def bce_logits_naive(
@@ -375,7 +375,7 @@ def bce_logits_pos_weight_grad(
     w = one if weight is None else weight
     p = one if pos_weight is None else pos_weight
     x, y, w, p = torch.broadcast_tensors(input, target, w, p)
-    return _reduce(_BCELogitsGradWithoutPosWeight.apply(input.expand_as(x), target.expand_as(y), w, p), reduction)
+    return _reduce(_BCELogitsGradWithoutPosWeight.apply(x, y, w, p), reduction)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -424,21 +424,24 @@ def ce_probs_mean_by_weight_mass(
                           label_smoothing, probs_mean_by_weight_mass=True)
 
 
-#: the torch.nn.functional loss each mutant implements
-LOSS_OF: dict[str, str] = {
-    "l1_mean_over_batch": "l1_loss",
-    "l1_grad_one_at_zero": "l1_loss",
-    "mse_grad_no_factor_two": "mse_loss",
-    "mse_none_squeezed": "mse_loss",
-    "smooth_l1_beta_zero_nan": "smooth_l1_loss",
-    "smooth_l1_sum_in_half": "smooth_l1_loss",
-    "bce_no_clamp": "binary_cross_entropy",
-    "bce_clamps_input_in_place": "binary_cross_entropy",
-    "bce_grad_ignores_weight": "binary_cross_entropy",
-    "bce_logits_naive": "binary_cross_entropy_with_logits",
-    "bce_logits_pos_weight_grad": "binary_cross_entropy_with_logits",
-    "ce_no_max_subtraction": "cross_entropy",
-    "ce_smoothing_ignores_mask": "cross_entropy",
-    "ce_weighted_mean_by_count": "cross_entropy",
-    "ce_probs_mean_by_weight_mass": "cross_entropy",
+#: mutant -> (the spec variant it implements, the check expected to catch it)
+PLANTED: dict[str, tuple[str, str]] = {
+    "l1_mean_over_batch": ("l1_loss", "value"),
+    "l1_grad_one_at_zero": ("l1_loss", "gradient"),
+    "mse_grad_no_factor_two": ("mse_loss", "gradient"),
+    "mse_none_squeezed": ("mse_loss", "value"),
+    "smooth_l1_beta_zero_nan": ("smooth_l1_loss", "gradient"),
+    "smooth_l1_sum_in_half": ("smooth_l1_loss", "value"),
+    "bce_no_clamp": ("binary_cross_entropy", "value"),
+    "bce_clamps_input_in_place": ("binary_cross_entropy", "value"),
+    "bce_grad_ignores_weight": ("binary_cross_entropy", "gradient"),
+    "bce_logits_naive": ("binary_cross_entropy_with_logits", "value"),
+    "bce_logits_pos_weight_grad": ("binary_cross_entropy_with_logits", "gradient"),
+    "ce_no_max_subtraction": ("cross_entropy[class_index]", "value"),
+    "ce_smoothing_ignores_mask": ("cross_entropy[class_index]", "value"),
+    "ce_weighted_mean_by_count": ("cross_entropy[class_index]", "value"),
+    "ce_probs_mean_by_weight_mass": ("cross_entropy[probabilities]", "value"),
 }
+
+#: mutant -> the torch.nn.functional loss it replaces (the NAME of ``--impl NAME=module:attribute``)
+LOSS_OF: dict[str, str] = {m: key.partition("[")[0] for m, (key, _) in PLANTED.items()}

@@ -1,0 +1,239 @@
+"""The conformance harness catches planted bugs (``tests/planted/mutants.py``), and torch-cpu does not
+trip it on the same inputs.
+
+For each mutant, ``test_planted_bug_is_caught``:
+
+* puts the mutant in place of its loss on torch-cpu (``OverrideBackend``) and searches, with
+  ``hypothesis.find``, the suite's own strategy for the check that should catch it: ``cases(variant,
+  dtype)`` for the value check (``conformance/test_values.py::test_value``), and the same plus a drawn
+  ``wrt`` subset and ``upstream(shape, dtype)`` for the gradient check
+  (``conformance/test_gradients.py::test_gradient``); a counterexample is an example on which
+  ``conformance.harness.check`` raises ``ConformanceFailure`` (the derandomised search uses at most
+  ``SEARCH.max_examples`` examples, then Hypothesis shrinks what it found);
+* asserts the shrunk counterexample's message is readable: its first line names the loss, the variant
+  and the dtype; it states the problem the plant should cause (``Plant.says``), expected and got (or
+  the argument modified in place), and ends in a ``replay(...)`` reproduction; the counterexample has
+  at most ``MAX_ELEMENTS`` input elements;
+* executes that reproduction's code and asserts it rebuilds exactly the counterexample (arrays,
+  options, reduction, wrt, upstream), which fails the mutant again;
+* asserts torch-cpu conforms on the counterexample (``check`` with ``known_ok=True``: no known
+  divergence is excused), so the failure is the plant's, not a false alarm.
+
+``test_mutant_conforms_away_from_its_bug`` checks that each mutant passes the same ``check`` on a
+typical case, for all three reductions: the plants are subtle, not broken everywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, Phase, find, settings
+from hypothesis import strategies as st
+from hypothesis.errors import NoSuchExample, UnsatisfiedAssumption
+
+from conformance import harness
+from conformance.backends import Backend, resolve
+from conformance.backends.override import OverrideBackend
+from conformance.divergences import known
+from conformance.harness import ConformanceFailure, check, expected
+from conformance.strategies import Case, cases, upstream
+from spec import REDUCTIONS, Variant
+from spec.derive import variant_by_key
+from tests.planted import mutants
+
+Array = np.ndarray[Any, Any]
+
+TORCH = resolve("torch-cpu")
+
+#: the search for a counterexample: derandomised (the same examples every run), no database, and
+#: no explain phase: it runs after shrinking, re-runs the predicate on variations of the shrunk
+#: example, and ``find`` returns the last example that satisfied it (a larger one, not the shrunk one)
+SEARCH = settings(max_examples=300, deadline=None, database=None, derandomize=True,
+                  suppress_health_check=list(HealthCheck), phases=[p for p in Phase if p is not Phase.explain])
+
+#: the largest shrunk counterexample (input elements) still called readable
+MAX_ELEMENTS = 12
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One call of ``conformance.harness.check``: a case, the inputs to differentiate, the upstream."""
+
+    case: Case
+    wrt: tuple[str, ...] = ()
+    upstream: Array | None = None
+
+    def check(self, backend: Backend, *, known_ok: bool = False) -> None:
+        check(backend, self.case, wrt=self.wrt, upstream=self.upstream, known_ok=known_ok)
+
+
+def value_probes(variant: Variant, dtype: str) -> st.SearchStrategy[Probe]:
+    """What ``test_value`` draws."""
+    return cases(variant, dtype).map(Probe)  # type: ignore[arg-type]
+
+
+@st.composite
+def gradient_probes(draw: st.DrawFn, variant: Variant, dtype: str) -> Probe:
+    """What ``test_gradient`` draws: a case, a non-empty subset of the differentiable inputs, and a
+    non-unit upstream gradient shaped like the value."""
+    case = draw(cases(variant, dtype))  # type: ignore[arg-type]
+    diff = list(variant.differentiable)
+    wrt = draw(st.lists(st.sampled_from(diff), min_size=1, max_size=len(diff), unique=True))
+    up = draw(upstream(expected(case).value.shape, dtype))  # type: ignore[arg-type]
+    return Probe(case, tuple(wrt), up)
+
+
+STRATEGIES: dict[str, Callable[[Variant, str], st.SearchStrategy[Probe]]] = {
+    "value": value_probes,
+    "gradient": gradient_probes,
+}
+
+
+@dataclass(frozen=True)
+class Plant:
+    mutant: str  # attribute of tests.planted.mutants
+    variant: str  # spec key, e.g. "cross_entropy[class_index]"
+    dtype: str
+    check: str  # key of STRATEGIES: the check expected to catch it
+    says: str  # what the failure's problem line must contain
+    typical: dict[str, Any]  # arrays of a typical case on which the mutant conforms
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def loss(self) -> str:
+        return mutants.LOSS_OF[self.mutant]
+
+    def backend(self) -> OverrideBackend:
+        return OverrideBackend(TORCH, {self.loss: getattr(mutants, self.mutant)})
+
+
+_REG = {"input": [0.5, -1.25, 2.0], "target": [0.25, 0.5, -1.0]}
+_UNIT = {"input": [0.25, 0.5, 0.75], "target": [0.5, 1.0, 0.0]}
+_LOGITS = {"input": [0.5, -1.0, 2.0], "target": [0.25, 1.0, 0.0]}
+_INDEX = {"input": [[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]], "target": np.array([2, 0])}
+_PROBS = {"input": [[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]], "target": [[0.25, 0.25, 0.5], [1.0, 0.0, 0.0]]}
+_CE = {"ignore_index": -100, "label_smoothing": 0.0}
+_GRAD_INPUT = "gradient w.r.t. input: "
+
+PLANTS = (
+    Plant("l1_mean_over_batch", "l1_loss", "float32", "value", "value: ", _REG),
+    Plant("l1_grad_one_at_zero", "l1_loss", "float32", "gradient", "gradient w.r.t. ", _REG),
+    Plant("mse_grad_no_factor_two", "mse_loss", "float32", "gradient", "gradient w.r.t. ", _REG),
+    Plant("mse_none_squeezed", "mse_loss", "float32", "value", "value: shape ", _REG),
+    Plant("smooth_l1_beta_zero_nan", "smooth_l1_loss", "float32", "gradient", "gradient w.r.t. ", _REG,
+          {"beta": 1.0}),
+    Plant("smooth_l1_sum_in_half", "smooth_l1_loss", "float32", "value", "value: ", _REG, {"beta": 1.0}),
+    Plant("bce_no_clamp", "binary_cross_entropy", "float32", "value", "value: ", _UNIT),
+    Plant("bce_clamps_input_in_place", "binary_cross_entropy", "float32", "value",
+          "modified its input argument(s) in place: ['input']", _UNIT),
+    Plant("bce_grad_ignores_weight", "binary_cross_entropy", "float32", "gradient", _GRAD_INPUT, _UNIT),
+    Plant("bce_logits_naive", "binary_cross_entropy_with_logits", "float32", "value", "value: ", _LOGITS),
+    Plant("bce_logits_pos_weight_grad", "binary_cross_entropy_with_logits", "float32", "gradient",
+          _GRAD_INPUT, _LOGITS),
+    Plant("ce_no_max_subtraction", "cross_entropy[class_index]", "float32", "value", "value: ", _INDEX, _CE),
+    Plant("ce_smoothing_ignores_mask", "cross_entropy[class_index]", "float32", "value", "value: ", _INDEX,
+          {**_CE, "label_smoothing": 0.125}),
+    Plant("ce_weighted_mean_by_count", "cross_entropy[class_index]", "float32", "value", "value: ", _INDEX,
+          _CE),
+    Plant("ce_probs_mean_by_weight_mass", "cross_entropy[probabilities]", "float32", "value", "value: ", _PROBS,
+          {"label_smoothing": 0.0}),
+)
+
+
+def test_every_mutant_is_planted() -> None:
+    """The table covers every mutant of the module, each with its loss's torch signature."""
+    import inspect
+
+    import torch
+
+    assert sorted(p.mutant for p in PLANTS) == sorted(mutants.LOSS_OF)
+    def params(fn: Any) -> list[tuple[str, Any, Any]]:
+        return [(q.name, q.kind, q.default) for q in inspect.signature(fn).parameters.values()]
+
+    for name, loss in mutants.LOSS_OF.items():
+        assert params(getattr(mutants, name)) == params(getattr(torch.nn.functional, loss)), name
+
+
+def _fails(backend: Backend, probe: Probe, *, known_ok: bool = False) -> bool:
+    try:
+        probe.check(backend, known_ok=known_ok)
+    except ConformanceFailure:
+        return True
+    except UnsatisfiedAssumption:  # a known divergence of the backend: not a counterexample
+        return False
+    return False
+
+
+def _replayed(message: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Execute the reproduction printed in ``message``; return the arguments it passed to replay."""
+    code = textwrap.dedent(message.split("reproduce with:\n", 1)[1])
+    seen: dict[str, Any] = {}
+
+    def record(backend: str, loss: str, **kwargs: Any) -> None:
+        seen.update(backend=backend, loss=loss, **kwargs)
+
+    monkeypatch.setattr(harness, "replay", record)
+    exec(compile(code, "<reproduction>", "exec"), {})
+    return seen
+
+
+@pytest.mark.parametrize("plant", PLANTS, ids=[p.mutant for p in PLANTS])
+def test_planted_bug_is_caught(plant: Plant, monkeypatch: pytest.MonkeyPatch) -> None:
+    variant = variant_by_key(plant.variant)
+    backend = plant.backend()
+    try:
+        probe = find(STRATEGIES[plant.check](variant, plant.dtype), lambda p: _fails(backend, p),
+                     settings=SEARCH)
+    except NoSuchExample:
+        pytest.fail(f"the {plant.check} check found no counterexample to {plant.mutant} "
+                    f"in {SEARCH.max_examples} examples")
+
+    # Outside a Hypothesis test ``check`` must not call ``assume``, hence known_ok=True; it changes
+    # nothing here: no known divergence applies to a loss replaced by an override.
+    assert known(backend, probe.case, probe.wrt) is None
+    with pytest.raises(ConformanceFailure) as failure:
+        probe.check(backend, known_ok=True)
+    message = str(failure.value)
+    head, problem = message.splitlines()[:2]
+    assert head.startswith(f"{plant.loss} ({variant.name}) does not conform on {backend.name} "), message
+    assert f"dtype {plant.dtype}," in head, message
+    assert plant.says in problem, message
+    if "in place" not in problem:
+        assert "\n  expected: " in message and "\n  got:      " in message, message
+    assert "\n  reproduce with:\n" in message and "replay(" in message, message
+    assert probe.case.arrays["input"].size <= MAX_ELEMENTS, message
+
+    # the reproduction is exact: it rebuilds this very case, which fails again
+    seen = _replayed(message, monkeypatch)
+    assert (seen["backend"], seen["loss"]) == (backend.name, plant.loss)
+    assert (seen["dtype"], seen["reduction"]) == (plant.dtype, probe.case.reduction)
+    assert seen["options"] == probe.case.options and tuple(seen["wrt"]) == probe.wrt
+    assert seen["arrays"].keys() == probe.case.arrays.keys()
+    for k, a in probe.case.arrays.items():
+        assert seen["arrays"][k].dtype.kind == a.dtype.kind and np.array_equal(seen["arrays"][k], a), k
+    assert (seen["upstream"] is None) == (probe.upstream is None)
+    if probe.upstream is not None:
+        assert np.array_equal(seen["upstream"], probe.upstream)
+    rebuilt = Case(plant.loss, variant.name, seen["dtype"], seen["arrays"], seen["options"], seen["reduction"])
+    assert _fails(backend, Probe(rebuilt, tuple(seen["wrt"]), seen["upstream"]), known_ok=True)
+
+    # no false alarm: torch itself conforms here, known divergences included
+    probe.check(TORCH, known_ok=True)
+
+
+@pytest.mark.parametrize("plant", PLANTS, ids=[p.mutant for p in PLANTS])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_mutant_conforms_away_from_its_bug(plant: Plant, reduction: str) -> None:
+    """On a typical case the mutant passes the check (and a gradient plant its value check)."""
+    variant = variant_by_key(plant.variant)
+    arrays = {k: np.asarray(v, dtype=None if k == "target" and plant.variant.endswith("[class_index]")
+                            else np.float64) for k, v in plant.typical.items()}
+    case = Case(plant.loss, variant.name, plant.dtype, arrays, dict(plant.options), reduction)  # type: ignore[arg-type]
+    wrt = () if plant.check == "gradient" else variant.differentiable
+    Probe(case, wrt).check(plant.backend(), known_ok=True)  # (no divergence applies to an override)
