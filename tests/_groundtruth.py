@@ -16,11 +16,9 @@ terms: CE near a one-hot, gradients that cancel, ...) we require ``|got - exact|
 oracle's own error model. ``WELL`` is chosen so that the first-order bound, ``WELL`` operations'
 worth of half-ulp roundings, is at most ``MAX_ULPS``: ``u·S <= WELL·u·|exact| < WELL/2 ulp``.
 
-Underflow: the error model is relative and has no term for intermediate results that fall into
-the subnormal range, where rounding is absolute (up to ``2**-1075``). The bound adds
-``UNDERFLOW = 2·2**-1074`` absolute; paths that amplify an underflowed intermediate (BCE's input
-gradient ``w·(x - y) / eps`` with ``|x - y|`` subnormal: 5e11 ulp at ``x = 2**-1022``) are out of
-scope, so the tests keep ``|x - y|`` of BCE either 0 or normal.
+Underflow: intermediates in the subnormal range round absolutely; the scale carries that
+(``underflow=2**-1022``, float64's smallest subnormal in units of eps), amplified by later
+divisions (BCE's input gradient ``w·(x - y) / eps`` with ``|x - y|`` subnormal).
 """
 
 from __future__ import annotations
@@ -40,7 +38,6 @@ U = 2.0**-53
 MAX_ULPS = 2.0
 WELL = 4.0  # S <= 4 |exact|: first-order error bound u·S < 2 ulp
 BOUND_FACTOR = 8.0
-UNDERFLOW = 2 * 2.0**-1074
 
 
 @dataclass(frozen=True)
@@ -66,12 +63,12 @@ class Record:
 
     @property
     def bound_ratio(self) -> float:
-        """Error over the bound ``8·u·(S + known_gap)`` (<= 1 passes)."""
+        """Error over the bound ``8·u·S`` (<= 1 passes)."""
         if self.got == self.exact or (math.isnan(self.got) and math.isnan(self.exact)):
             return 0.0
         if not (math.isfinite(self.exact) and math.isfinite(self.got)):
             return math.inf
-        bound = BOUND_FACTOR * U * (self.scale + known_gap(self)) + UNDERFLOW
+        bound = BOUND_FACTOR * U * self.scale
         return abs(self.got - self.exact) / bound
 
     @property
@@ -88,21 +85,6 @@ class Record:
         )
 
 
-def known_gap(r: Record) -> float:
-    """Error-scale terms the oracle is known to miss, each a reported oracle bug.
-
-    ORACLE BUG (Softmax error scale): ``Softmax.error_scale`` / ``SoftmaxMinusDelta.error_scale`` are
-    ``(C + 2)·softmax``, but ``exp(x_j - max x)`` amplifies the rounding of its argument by
-    ``|x_j - max x|``: at logits ``[280.5, 295.0, 388.9, 873.1]`` the ``j = 0`` component is 270 ulp
-    off (5.8× the bound). Pinned by ``test_ground_truth.test_softmax_error_scale_gap`` (strict
-    xfail); delete this allowance when that test starts passing.
-    """
-    if r.key.startswith("cross_entropy") and r.form == "input" and r.j is not None:
-        x = r.point["input"]
-        return abs(x[r.j] - max(x)) * abs(r.exact)
-    return 0.0
-
-
 def ulp_error(got: float, exact: float) -> float:
     if got == exact or (math.isnan(got) and math.isnan(exact)):
         return 0.0
@@ -114,7 +96,8 @@ def ulp_error(got: float, exact: float) -> float:
 def call_oracle(key: str, arrays: Mapping[str, Any], params: Mapping[str, Any]) -> oracle.Evaluation:
     v = variant_by_key(key)
     kwargs = {k: np.asarray(a) for k, a in arrays.items() if a is not None}
-    return oracle.evaluate(v.loss, reduction="none", **kwargs, **params)
+    # underflow: float64's smallest subnormal in units of eps (see oracle._errscale.UNDERFLOW)
+    return oracle.evaluate(v.loss, reduction="none", underflow=2.0**-1022, **kwargs, **params)
 
 
 def records(key: str, arrays: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> list[Record]:

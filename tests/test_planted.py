@@ -8,24 +8,26 @@ For each mutant, ``test_planted_bug_is_caught``:
   dtype)`` for the value check (``conformance/test_values.py::test_value``), and the same plus a drawn
   ``wrt`` subset and ``upstream(shape, dtype)`` for the gradient check
   (``conformance/test_gradients.py::test_gradient``); a counterexample is an example on which
-  ``conformance.harness.check`` raises ``ConformanceFailure`` (the derandomised search uses at most
-  ``SEARCH.max_examples`` examples, then Hypothesis shrinks what it found);
-* asserts the shrunk counterexample's message is readable: its first line names the loss, the variant
-  and the dtype; it states the problem the plant should cause (``Plant.says``), expected and got (or
-  the argument modified in place), and ends in a ``replay(...)`` reproduction; the counterexample has
-  at most ``MAX_ELEMENTS`` input elements;
+  ``conformance.harness.check`` raises ``ConformanceFailure``; the derandomised search draws at most
+  ``SEARCH.max_examples`` examples, then Hypothesis shrinks what it found;
+* asserts the shrunk counterexample's message is readable: its first line names the loss, the
+  variant and the dtype; its problem line says what the plant should cause (``Plant.says``) and, for
+  a wrong number, an expected and a got that differ, followed by ``expected:``/``got:`` lines;
+  a ``reproduce with:`` section holds a ``replay(...)`` call; the counterexample has at most
+  ``MAX_ELEMENTS`` input elements;
 * executes that reproduction's code and asserts it rebuilds exactly the counterexample (arrays,
   options, reduction, wrt, upstream), which fails the mutant again;
 * asserts torch-cpu conforms on the counterexample (``check`` with ``known_ok=True``: no known
-  divergence is excused), so the failure is the plant's, not a false alarm.
+  divergence excused), so the failure is the plant's, not a false alarm.
 
 ``test_mutant_conforms_away_from_its_bug`` checks that each mutant passes the same ``check`` on a
-typical case, for all three reductions: the plants are subtle, not broken everywhere.
+typical case for each reduction (the value only, for a gradient plant): the plants are subtle.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,11 +53,12 @@ Array = np.ndarray[Any, Any]
 
 TORCH = resolve("torch-cpu")
 
-#: the search for a counterexample: derandomised (the same examples every run), no database, and
-#: no explain phase: it runs after shrinking, re-runs the predicate on variations of the shrunk
+#: the search for a counterexample: derandomised (the same examples every run), no database, and no
+#: explain phase: it runs after shrinking and re-runs the predicate on variations of the shrunk
 #: example, and ``find`` returns the last example that satisfied it (a larger one, not the shrunk one)
 SEARCH = settings(max_examples=300, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck), phases=[p for p in Phase if p is not Phase.explain])
+                  suppress_health_check=list(HealthCheck),
+                  phases=[p for p in Phase if p is not Phase.explain])
 
 #: the largest shrunk counterexample (input elements) still called readable
 MAX_ELEMENTS = 12
@@ -98,12 +101,18 @@ STRATEGIES: dict[str, Callable[[Variant, str], st.SearchStrategy[Probe]]] = {
 @dataclass(frozen=True)
 class Plant:
     mutant: str  # attribute of tests.planted.mutants
-    variant: str  # spec key, e.g. "cross_entropy[class_index]"
     dtype: str
-    check: str  # key of STRATEGIES: the check expected to catch it
     says: str  # what the failure's problem line must contain
-    typical: dict[str, Any]  # arrays of a typical case on which the mutant conforms
+    typical: dict[str, Any]  # arrays of a typical case, on which the mutant conforms
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def variant(self) -> Variant:
+        return variant_by_key(mutants.PLANTED[self.mutant][0])
+
+    @property
+    def check(self) -> str:
+        return mutants.PLANTED[self.mutant][1]
 
     @property
     def loss(self) -> str:
@@ -119,45 +128,47 @@ _LOGITS = {"input": [0.5, -1.0, 2.0], "target": [0.25, 1.0, 0.0]}
 _INDEX = {"input": [[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]], "target": np.array([2, 0])}
 _PROBS = {"input": [[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]], "target": [[0.25, 0.25, 0.5], [1.0, 0.0, 0.0]]}
 _CE = {"ignore_index": -100, "label_smoothing": 0.0}
-_GRAD_INPUT = "gradient w.r.t. input: "
+_VALUE = "value: "
+_GRAD = "gradient w.r.t. "
 
 PLANTS = (
-    Plant("l1_mean_over_batch", "l1_loss", "float32", "value", "value: ", _REG),
-    Plant("l1_grad_one_at_zero", "l1_loss", "float32", "gradient", "gradient w.r.t. ", _REG),
-    Plant("mse_grad_no_factor_two", "mse_loss", "float32", "gradient", "gradient w.r.t. ", _REG),
-    Plant("mse_none_squeezed", "mse_loss", "float32", "value", "value: shape ", _REG),
-    Plant("smooth_l1_beta_zero_nan", "smooth_l1_loss", "float32", "gradient", "gradient w.r.t. ", _REG,
-          {"beta": 1.0}),
-    Plant("smooth_l1_sum_in_half", "smooth_l1_loss", "float32", "value", "value: ", _REG, {"beta": 1.0}),
-    Plant("bce_no_clamp", "binary_cross_entropy", "float32", "value", "value: ", _UNIT),
-    Plant("bce_clamps_input_in_place", "binary_cross_entropy", "float32", "value",
-          "modified its input argument(s) in place: ['input']", _UNIT),
-    Plant("bce_grad_ignores_weight", "binary_cross_entropy", "float32", "gradient", _GRAD_INPUT, _UNIT),
-    Plant("bce_logits_naive", "binary_cross_entropy_with_logits", "float32", "value", "value: ", _LOGITS),
-    Plant("bce_logits_pos_weight_grad", "binary_cross_entropy_with_logits", "float32", "gradient",
-          _GRAD_INPUT, _LOGITS),
-    Plant("ce_no_max_subtraction", "cross_entropy[class_index]", "float32", "value", "value: ", _INDEX, _CE),
-    Plant("ce_smoothing_ignores_mask", "cross_entropy[class_index]", "float32", "value", "value: ", _INDEX,
-          {**_CE, "label_smoothing": 0.125}),
-    Plant("ce_weighted_mean_by_count", "cross_entropy[class_index]", "float32", "value", "value: ", _INDEX,
-          _CE),
-    Plant("ce_probs_mean_by_weight_mass", "cross_entropy[probabilities]", "float32", "value", "value: ", _PROBS,
-          {"label_smoothing": 0.0}),
+    Plant("l1_mean_over_batch", "float32", _VALUE, _REG),
+    Plant("l1_grad_one_at_zero", "float32", _GRAD, _REG),
+    Plant("mse_grad_no_factor_two", "float32", _GRAD, _REG),
+    Plant("mse_none_squeezed", "float32", "value: shape ", _REG),
+    Plant("smooth_l1_beta_zero_nan", "float32", _GRAD, _REG, {"beta": 1.0}),
+    Plant("smooth_l1_sum_in_half", "float32", _VALUE, _REG, {"beta": 1.0}),
+    Plant("bce_no_clamp", "float32", _VALUE, _UNIT),
+    Plant("bce_clamps_input_in_place", "float32", "modified its input argument(s) in place: ['input']",
+          _UNIT),
+    Plant("bce_grad_ignores_weight", "float32", _GRAD + "input: ", _UNIT),
+    Plant("bce_logits_naive", "float32", _VALUE, _LOGITS),
+    Plant("bce_logits_pos_weight_grad", "float32", _GRAD + "input: ", _LOGITS),
+    Plant("ce_no_max_subtraction", "float64", _VALUE, _INDEX, _CE),
+    Plant("ce_smoothing_ignores_mask", "float32", _VALUE, _INDEX, {**_CE, "label_smoothing": 0.125}),
+    Plant("ce_weighted_mean_by_count", "float32", _VALUE, _INDEX, _CE),
+    Plant("ce_probs_mean_by_weight_mass", "float32", _VALUE, _PROBS, {"label_smoothing": 0.0}),
 )
+_IDS = [p.mutant for p in PLANTS]
 
 
 def test_every_mutant_is_planted() -> None:
-    """The table covers every mutant of the module, each with its loss's torch signature."""
+    """The table covers every mutant; each has its torch function's parameters (names, kinds,
+    defaults) and a row in the module docstring's table naming its variant and check."""
     import inspect
 
     import torch
 
-    assert sorted(p.mutant for p in PLANTS) == sorted(mutants.LOSS_OF)
+    exported = sorted(n for n in mutants.__all__ if not n.isupper())
+    assert sorted(p.mutant for p in PLANTS) == sorted(mutants.PLANTED) == exported
+
     def params(fn: Any) -> list[tuple[str, Any, Any]]:
         return [(q.name, q.kind, q.default) for q in inspect.signature(fn).parameters.values()]
 
-    for name, loss in mutants.LOSS_OF.items():
-        assert params(getattr(mutants, name)) == params(getattr(torch.nn.functional, loss)), name
+    rows = {ln.split()[0]: ln.split()[1:3] for ln in (mutants.__doc__ or "").splitlines() if ln.strip()}
+    for name, (key, check_name) in mutants.PLANTED.items():
+        assert params(getattr(mutants, name)) == params(getattr(torch.nn.functional, mutants.LOSS_OF[name]))
+        assert rows.get(name) == [key, check_name], name
 
 
 def _fails(backend: Backend, probe: Probe, *, known_ok: bool = False) -> bool:
@@ -183,10 +194,9 @@ def _replayed(message: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     return seen
 
 
-@pytest.mark.parametrize("plant", PLANTS, ids=[p.mutant for p in PLANTS])
+@pytest.mark.parametrize("plant", PLANTS, ids=_IDS)
 def test_planted_bug_is_caught(plant: Plant, monkeypatch: pytest.MonkeyPatch) -> None:
-    variant = variant_by_key(plant.variant)
-    backend = plant.backend()
+    variant, backend = plant.variant, plant.backend()
     try:
         probe = find(STRATEGIES[plant.check](variant, plant.dtype), lambda p: _fails(backend, p),
                      settings=SEARCH)
@@ -194,8 +204,8 @@ def test_planted_bug_is_caught(plant: Plant, monkeypatch: pytest.MonkeyPatch) ->
         pytest.fail(f"the {plant.check} check found no counterexample to {plant.mutant} "
                     f"in {SEARCH.max_examples} examples")
 
-    # Outside a Hypothesis test ``check`` must not call ``assume``, hence known_ok=True; it changes
-    # nothing here: no known divergence applies to a loss replaced by an override.
+    # Rerun outside the search with known_ok=True (nothing excused); the same as the search's check,
+    # since no known divergence applies to a loss replaced by an override.
     assert known(backend, probe.case, probe.wrt) is None
     with pytest.raises(ConformanceFailure) as failure:
         probe.check(backend, known_ok=True)
@@ -204,7 +214,9 @@ def test_planted_bug_is_caught(plant: Plant, monkeypatch: pytest.MonkeyPatch) ->
     assert head.startswith(f"{plant.loss} ({variant.name}) does not conform on {backend.name} "), message
     assert f"dtype {plant.dtype}," in head, message
     assert plant.says in problem, message
-    if "in place" not in problem:
+    if "outside the bound" in problem and "shape" not in problem:
+        numbers = re.search(r"expected (\S+?)(?:,| \(accepted range .*?\),) got (\S+?), ", problem)
+        assert numbers and numbers[1] != numbers[2], message
         assert "\n  expected: " in message and "\n  got:      " in message, message
     assert "\n  reproduce with:\n" in message and "replay(" in message, message
     assert probe.case.arrays["input"].size <= MAX_ELEMENTS, message
@@ -220,20 +232,22 @@ def test_planted_bug_is_caught(plant: Plant, monkeypatch: pytest.MonkeyPatch) ->
     assert (seen["upstream"] is None) == (probe.upstream is None)
     if probe.upstream is not None:
         assert np.array_equal(seen["upstream"], probe.upstream)
-    rebuilt = Case(plant.loss, variant.name, seen["dtype"], seen["arrays"], seen["options"], seen["reduction"])
+    rebuilt = Case(plant.loss, variant.name, seen["dtype"], seen["arrays"], seen["options"],
+                   seen["reduction"])
     assert _fails(backend, Probe(rebuilt, tuple(seen["wrt"]), seen["upstream"]), known_ok=True)
 
     # no false alarm: torch itself conforms here, known divergences included
     probe.check(TORCH, known_ok=True)
 
 
-@pytest.mark.parametrize("plant", PLANTS, ids=[p.mutant for p in PLANTS])
+@pytest.mark.parametrize("plant", PLANTS, ids=_IDS)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_mutant_conforms_away_from_its_bug(plant: Plant, reduction: str) -> None:
-    """On a typical case the mutant passes the check (and a gradient plant its value check)."""
-    variant = variant_by_key(plant.variant)
-    arrays = {k: np.asarray(v, dtype=None if k == "target" and plant.variant.endswith("[class_index]")
-                            else np.float64) for k, v in plant.typical.items()}
+    """On a typical case the mutant passes the check (a gradient plant: the check of its value)."""
+    variant = plant.variant
+    index = variant.arg("target").axis == "index"
+    arrays = {k: np.asarray(v) if k == "target" and index else np.asarray(v, np.float64)
+              for k, v in plant.typical.items()}
     case = Case(plant.loss, variant.name, plant.dtype, arrays, dict(plant.options), reduction)  # type: ignore[arg-type]
     wrt = () if plant.check == "gradient" else variant.differentiable
-    Probe(case, wrt).check(plant.backend(), known_ok=True)  # (no divergence applies to an override)
+    Probe(case, wrt).check(plant.backend(), known_ok=True)  # (no known divergence applies to an override)

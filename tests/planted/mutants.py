@@ -242,8 +242,10 @@ def mse_none_squeezed(
     reduction: str = "mean", weight: Tensor | None = None,
 ) -> Tensor:
     """mse_loss whose 'none' result is squeezed (loses every size-1 dim)."""
-    out = torch.nn.functional.mse_loss(input, target, size_average, reduce, reduction, weight)
-    return out.squeeze() if _mode(size_average, reduce, reduction) == "none" else out  # BUG
+    reduction = _mode(size_average, reduce, reduction)
+    x, y = torch.broadcast_tensors(input, target)
+    out = _regression((x - y) ** 2, weight, x, reduction)
+    return out.squeeze() if reduction == "none" else out  # BUG
 
 
 # ---------------------------------------------------------------------------------------------
