@@ -85,8 +85,14 @@ class Mismatch:
     bound: float
     count: int
     reason: str
+    shape_only: bool = False
 
     def describe(self) -> str:
+        if self.shape_only:
+            return self.reason
+        if np.isnan(self.expected):
+            return (f"{self.reason}: {self.count} element(s) differ; worst at index {self.index}: "
+                    f"expected NaN, got {self.got!r}")
         rng = f"{self.expected!r}" if self.lo == self.hi else f"{self.expected!r} (accepted range [{self.lo!r}, {self.hi!r}])"
         return (
             f"{self.reason}: {self.count} element(s) outside the bound; worst at index {self.index}: "
@@ -102,7 +108,7 @@ def compare(
     expected = np.asarray(expected, dtype=np.float64)
     if got.shape != expected.shape:
         return Mismatch((), float("nan"), float("nan"), float("nan"), float("nan"), 0.0, 1,
-                        f"{what}: shape {got.shape}, expected {expected.shape}")
+                        f"{what}: shape {got.shape}, expected {expected.shape}", shape_only=True)
     e, big, tiny = _FINFO[dtype]
     lo = np.broadcast_to(np.asarray(lo, np.float64), got.shape)
     hi = np.broadcast_to(np.asarray(hi, np.float64), got.shape)

@@ -91,6 +91,7 @@ def expected(case: Case, *, wrt: Sequence[str] = (), upstream: Array | None = No
 
 
 def _fmt(a: Any) -> str:
+    """An array as NumPy source that recreates it exactly (17 significant digits)."""
     a = np.asarray(a)
     if a.dtype.kind in "iu":
         return f"np.array({a.tolist()!r}, dtype=np.int64)"
@@ -104,22 +105,34 @@ def reproduction(backend: Backend, case: Case, *, wrt: Sequence[str] = (), upstr
     """Python that replays ``case`` on the backend and prints both results."""
     arrays = ", ".join(f"{k!r}: {_fmt(v)}" for k, v in case.arrays.items())
     up = "None" if upstream is None else _fmt(upstream)
+    base, impl = backend, ""
+    overrides = getattr(backend, "overrides", {})
+    if overrides:  # an implementation plugged into a backend: name it by module:attribute
+        base = backend.base  # type: ignore[attr-defined]
+        refs = {k: f"{getattr(f, '__module__', '?')}:{getattr(f, '__qualname__', '?')}" for k, f in overrides.items()}
+        impl = f", impl={refs!r}"
     return (
         "import numpy as np\n"
         "from conformance.harness import replay\n"
-        f"replay({backend.name!r}, {case.loss!r}, dtype={case.dtype!r}, reduction={case.reduction!r},\n"
+        f"replay({base.name!r}, {case.loss!r}, dtype={case.dtype!r}, reduction={case.reduction!r},\n"
         f"       arrays={{{arrays}}},\n"
-        f"       options={case.options!r}, wrt={tuple(wrt)!r}, upstream={up}, layout={layout!r})"
+        f"       options={case.options!r}, wrt={tuple(wrt)!r}, upstream={up}, layout={layout!r}{impl})"
     )
 
 
 def replay(backend: str | Backend, loss: str, *, dtype: DType, reduction: str, arrays: Mapping[str, Array],
            options: Mapping[str, Any], wrt: Sequence[str] = (), upstream: Array | None = None,
-           layout: Layout = "contiguous", variant: str = "") -> None:
-    """Re-run a reported case and print the backend's and the oracle's results side by side."""
-    from conformance.backends import resolve
+           layout: Layout = "contiguous", variant: str = "", impl: Mapping[str, str] | None = None) -> None:
+    """Re-run a reported case and print the backend's and the oracle's results side by side.
+
+    ``impl`` maps a loss name to the ``module:attribute`` of an implementation that replaces the
+    backend's own (as the failing run did)."""
+    from conformance.backends import load_object, resolve
+    from conformance.backends.override import OverrideBackend
 
     b = resolve(backend) if isinstance(backend, str) else backend
+    if impl:
+        b = OverrideBackend(b, {k: load_object(v) for k, v in impl.items()})
     case = Case(loss, variant, dtype, dict(arrays), dict(options), reduction)
     got = run(b, case, wrt=wrt, upstream=upstream, layout=layout)
     exp = expected(case, wrt=wrt, upstream=upstream)
@@ -137,9 +150,9 @@ def fail(backend: Backend, case: Case, problem: str, *, wrt: Sequence[str] = (),
         f"  {problem}",
     ]
     if exp is not None:
-        lines.append(f"  expected: {np.asarray(exp)!r}")
+        lines.append(f"  expected: {_fmt(exp)}")
     if got is not None:
-        lines.append(f"  got:      {np.asarray(got)!r}")
+        lines.append(f"  got:      {_fmt(got)}")
     lines += [
         f"  hypothesis seed: {SESSION.get('seed')!r}",
         "  reproduce with:",

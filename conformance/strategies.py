@@ -8,6 +8,7 @@ backend and the oracle see it, so both evaluate exactly the same numbers.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +73,7 @@ _VALUES = {
 }
 
 
+@functools.cache  # strategies are immutable: build each once, not per draw
 def values(kind: str, dtype: DType, shape: tuple[int, ...]) -> st.SearchStrategy[Array]:
     n = int(np.prod(shape)) if shape else 1
     return st.lists(_VALUES[kind](dtype), min_size=n, max_size=n).map(
@@ -79,6 +81,7 @@ def values(kind: str, dtype: DType, shape: tuple[int, ...]) -> st.SearchStrategy
     )
 
 
+@functools.cache
 def param_value(p: Param, dtype: DType) -> st.SearchStrategy[Any]:
     """A value of a float option in its domain, rounded to the dtype (as the backend computes with
     it), with the domain's endpoints and the default drawn often."""
@@ -142,6 +145,8 @@ def cases(
                 ashape: tuple[int, ...] = (c,)
             elif a.broadcast == "last_dim":
                 ashape = shape[-1:]
+            elif a.broadcast == "same":
+                ashape = shape
             else:  # broadcastable to input without enlarging it: a suffix of its shape
                 ashape = shape[draw(st.integers(0, len(shape))) :]
             arrays[a.name] = draw(values(a.domain.kind, dtype, ashape))

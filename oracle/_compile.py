@@ -64,6 +64,9 @@ def stable_forms(v: Variant) -> ClosedForms:
 
 
 def _form(e: sp.Expr, names: tuple[str, ...], idx: frozenset[str]) -> Form:
+    # Pull common numeric factors out of sums: SymPy distributes 2·(x - y) into 2x - 2y, which
+    # overflows (inf - inf) where x - y does not.
+    e = sp.factor_terms(e)
     fn = lower(e, names, idx)
     switches = tuple(
         Switch(lower(m, names, idx), lower(scale(m), names, idx)) for m in fn.switches

@@ -26,7 +26,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
-from oracle._stable import NODES, Sigmoid, Softplus
+from oracle._stable import NODES, Sigmoid, Softplus, SquareOver
 from spec import C
 
 _EXACT_FUNCS = (sp.sign, sp.KroneckerDelta)
@@ -94,6 +94,11 @@ def scale(e: sp.Expr) -> sp.Expr:
         (d, lo, hi) = e.limits[0]
         f = e.function
         return sp.Sum(scale(f), (d, lo, hi)) + (C - 1) * sp.Sum(sp.Abs(f), (d, lo, hi))
+    if isinstance(e, SquareOver):
+        u, v = e.args
+        su, sv = scale(u), scale(v)
+        prop = sp.Abs(2 * u / v) * su + sp.Abs(e / v) * sv if (su != 0 or sv != 0) else sp.S.Zero
+        return prop + SquareOver.error_scale(u, v) + UNDERFLOW * sp.Max(1, sp.Abs(u))
     if isinstance(e, NODES):
         for a in e.args:
             if not (isinstance(a, (sp.Symbol, sp.IndexedBase, sp.Indexed)) or a.is_Number):

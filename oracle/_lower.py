@@ -107,6 +107,10 @@ class _Printer(NumPyPrinter):
             raise NotImplementedError(f"expand SoftmaxMinusDelta over a dummy before lowering: {e}")
         return self._component_of(f"_k.softmax_minus_onehot({self._print(x)}, {self._print(a)})", b)
 
+    def _print_SquareOver(self, e: sp.Expr) -> str:
+        u, v = (self._print(a) for a in e.args)
+        return f"(({u}) * (({u}) / ({v})))"
+
     def _print_MaxAbs(self, e: MaxAbs) -> str:
         return f"numpy.max(numpy.abs({self._print(e.args[0])}), axis=-1, keepdims=True)"
 

@@ -172,6 +172,25 @@ class SoftmaxMinusDelta(sp.Function):
         return (C + 2 + sp.Abs(x[b]) + MaxAbs(x)) * Softmax(x, b) + sp.KroneckerDelta(b, a)
 
 
+class SquareOver(sp.Function):
+    """``SquareOver(u, v) = u² / v``, lowered as ``u * (u / v)``: no overflow or underflow of ``u²``
+    where the quotient is representable (smooth_l1's ``d² / (2β)`` at d = 1e285, β = 1e300)."""
+
+    nargs = 2
+    is_real = True
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        u, v = self.args
+        return 2 * u / v if argindex == 1 else -SquareOver(u, v) / v
+
+    def _eval_rewrite_as_elementary(self, u: sp.Expr, v: sp.Expr, **kwargs: object) -> sp.Expr:
+        return u**2 / v
+
+    @staticmethod
+    def error_scale(u: sp.Expr, v: sp.Expr) -> sp.Expr:
+        return 2 * sp.Abs(SquareOver(u, v))
+
+
 class MaxAbs(sp.Function):
     """``max_i |x[i]|`` over the class axis: only used inside error scales."""
 
@@ -186,6 +205,7 @@ NODES: tuple[type[sp.Function], ...] = (
     Softmax,
     NegLogSoftmax,
     SoftmaxMinusDelta,
+    SquareOver,
 )
 
 
@@ -317,6 +337,28 @@ def _log1p(e: sp.Expr) -> sp.Expr:
     return e.replace(match, lambda p: log1p(p.args[0] - 1))
 
 
+def _square_over(e: sp.Expr) -> sp.Expr:
+    """``u² / v`` (v not a number) → ``SquareOver(u, v)``."""
+
+    def parts(m: sp.Basic) -> tuple[sp.Expr, sp.Expr, list[sp.Basic]] | None:
+        if not isinstance(m, sp.Mul):
+            return None
+        fs = list(m.args)
+        sq = [f for f in fs if isinstance(f, sp.Pow) and f.exp == 2]
+        inv = [f for f in fs if isinstance(f, sp.Pow) and f.exp == -1 and not f.base.is_Number]
+        if not sq or not inv:
+            return None
+        fs.remove(sq[0])
+        fs.remove(inv[0])
+        return sq[0].base, inv[0].base, fs
+
+    def build(m: sp.Mul) -> sp.Expr:
+        u, v, rest = parts(m)  # type: ignore[misc]
+        return sp.Mul(SquareOver(u, v), *rest)
+
+    return e.replace(lambda m: parts(m) is not None, build)
+
+
 #: Applied in order, to a fixed point, by :func:`stabilize`.
 RULES: tuple[Rule, ...] = (
     _sigmoid,
@@ -326,6 +368,7 @@ RULES: tuple[Rule, ...] = (
     _logsumexp,
     _neg_log_softmax,
     _log1p,
+    _square_over,
 )
 
 

@@ -144,6 +144,8 @@ def _prepare_elementwise(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _P
             env[a.name] = 1.0
             continue
         w = _float_array(a.name, w)
+        if a.broadcast == "same" and w.shape != x.shape:
+            raise _fail(a.name, f"the same shape as input {x.shape}", f"shape {w.shape}")
         if a.broadcast == "last_dim" and w.ndim > 0 and shape and w.shape[-1] not in (1, shape[-1]):
             raise _fail(a.name, f"a size along the last dim of 1 or {shape[-1]} (broadcast against target)", f"shape {w.shape}")
         try:

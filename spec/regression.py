@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import sympy as sp
 
-from spec._core import REAL, Arg, Convention, Param, loss
+from spec._core import NONNEGATIVE, REAL, Arg, Convention, Param, loss
 
 _PAIR = (
     Arg("input", REAL, differentiable=True),
     Arg("target", REAL, differentiable=True),
 )
 _SIGNATURE = ("input", "target")
+# l1_loss and mse_loss take a functional-only ``weight`` of input's exact shape (torch >= 2.6);
+# 'mean' is then Σ w·ℓ / Σ w.
+_WEIGHTED = (*_PAIR, Arg("weight", NONNEGATIVE, optional=True, broadcast="same"))
+_WEIGHTED_SIGNATURE = ("input", "target", "weight")
 
 
 def _abs_subgradient(input: sp.Symbol, target: sp.Symbol) -> tuple[Convention, ...]:
@@ -31,39 +35,43 @@ def _abs_subgradient(input: sp.Symbol, target: sp.Symbol) -> tuple[Convention, .
 
 @loss(
     family="regression",
-    signature=_SIGNATURE,
+    signature=_WEIGHTED_SIGNATURE,
     target_shape="broadcast",
-    args=_PAIR,
+    args=_WEIGHTED,
     conventions=_abs_subgradient,
+    mean_weight=lambda weight: weight,
     properties=("zero_at_target",),
 )
-def l1_loss(input: sp.Symbol, target: sp.Symbol) -> sp.Expr:
-    r"""Absolute error.
+def l1_loss(input: sp.Symbol, target: sp.Symbol, weight: sp.Symbol) -> sp.Expr:
+    r"""Absolute error, optionally weighted.
 
-    .. math:: \ell = |x - y|
+    .. math:: \ell = w\,|x - y|
 
+    ``reduction='mean'`` is Σ w·|x - y| / Σ w (Σ over elements; w = 1 without a weight).
     Convention: torch.nn.functional.l1_loss; the gradient at x = y is 0.
-    Reference: PyTorch documentation, ``torch.nn.L1Loss``.
+    Reference: PyTorch documentation, ``torch.nn.L1Loss``; ``weight`` from PR #132049.
     """
-    return sp.Abs(input - target)
+    return weight * sp.Abs(input - target)
 
 
 @loss(
     family="regression",
-    signature=_SIGNATURE,
+    signature=_WEIGHTED_SIGNATURE,
     target_shape="broadcast",
-    args=_PAIR,
+    args=_WEIGHTED,
+    mean_weight=lambda weight: weight,
     properties=("zero_at_target",),
 )
-def mse_loss(input: sp.Symbol, target: sp.Symbol) -> sp.Expr:
-    r"""Squared error.
+def mse_loss(input: sp.Symbol, target: sp.Symbol, weight: sp.Symbol) -> sp.Expr:
+    r"""Squared error, optionally weighted.
 
-    .. math:: \ell = (x - y)^2
+    .. math:: \ell = w\,(x - y)^2
 
+    ``reduction='mean'`` is Σ w·(x - y)² / Σ w (Σ over elements; w = 1 without a weight).
     Convention: torch.nn.functional.mse_loss.
-    Reference: PyTorch documentation, ``torch.nn.MSELoss``.
+    Reference: PyTorch documentation, ``torch.nn.MSELoss``; ``weight`` from PR #132049.
     """
-    return (input - target) ** 2
+    return weight * (input - target) ** 2
 
 
 def _smooth_l1_conventions(input: sp.Symbol, target: sp.Symbol, beta: sp.Symbol) -> tuple[Convention, ...]:

@@ -223,7 +223,8 @@ def test_planted_bug_is_caught(plant: Plant, monkeypatch: pytest.MonkeyPatch) ->
 
     # the reproduction is exact: it rebuilds this very case, which fails again
     seen = _replayed(message, monkeypatch)
-    assert (seen["backend"], seen["loss"]) == (backend.name, plant.loss)
+    assert (seen["backend"], seen["loss"]) == (backend.base.name, plant.loss)
+    assert seen["impl"] == {plant.loss: f"tests.planted.mutants:{plant.mutant}"}
     assert (seen["dtype"], seen["reduction"]) == (plant.dtype, probe.case.reduction)
     assert seen["options"] == probe.case.options and tuple(seen["wrt"]) == probe.wrt
     assert seen["arrays"].keys() == probe.case.arrays.keys()
@@ -235,6 +236,11 @@ def test_planted_bug_is_caught(plant: Plant, monkeypatch: pytest.MonkeyPatch) ->
     rebuilt = Case(plant.loss, variant.name, seen["dtype"], seen["arrays"], seen["options"],
                    seen["reduction"])
     assert _fails(backend, Probe(rebuilt, tuple(seen["wrt"]), seen["upstream"]), known_ok=True)
+
+    # and it runs as printed (copy-pasted into a fresh interpreter it would do the same)
+    monkeypatch.undo()
+    code = textwrap.dedent(message.split("reproduce with:\n", 1)[1])
+    exec(compile(code, "<reproduction>", "exec"), {})
 
     # no false alarm: torch itself conforms here, known divergences included
     probe.check(TORCH, known_ok=True)

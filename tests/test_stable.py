@@ -54,6 +54,7 @@ RULE_CASES = {
     S._logsumexp: (3 * _LSE - x[a], S.LogSumExp),
     S._neg_log_softmax: (3 * S.LogSumExp(x) - 3 * x[a], S.NegLogSoftmax),
     S._log1p: (sp.log(1 - y), log1p),
+    S._square_over: ((z - y) ** 2 / (2 * sp.Symbol("beta", positive=True)), S.SquareOver),
 }
 
 
@@ -113,11 +114,20 @@ def test_one_hot_logits_keep_tiny_neg_log_softmax() -> None:
 # -- derivatives -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("node", [S.Softplus(z), S.Sigmoid(z)], ids=str)
+@pytest.mark.parametrize("node", [S.Softplus(z), S.Sigmoid(z), S.SquareOver(z, y), S.SquareOver(y, z)], ids=str)
 def test_scalar_node_derivative(node: sp.Expr) -> None:
     d_node = S.elementary(sp.diff(node, z))
     d_elem = sp.diff(node.rewrite("elementary"), z)
     assert sp.simplify(d_node - d_elem) == 0
+
+
+@pytest.mark.parametrize(("u", "v"), [(1e285, 1e300), (1e-200, 1e-199), (3.0, 7.0), (-2.5, 0.125)])
+def test_square_over_kernel_neither_overflows_nor_underflows(u: float, v: float) -> None:
+    from oracle._lower import lower
+
+    f = lower(S.SquareOver(z, y), ("z", "y"), frozenset())
+    got = float(f({"z": np.float64(u), "y": np.float64(v), "_C": 1}))
+    assert ulp_error(got, to_float(_num(S.SquareOver(z, y).rewrite("elementary"), z=u, y=v))) <= 2
 
 
 CLASS_NODES = [S.LogSumExp(x), S.Softmax(x, 0), S.Softmax(x, 2), S.NegLogSoftmax(x, 1),
