@@ -56,9 +56,9 @@ def near(draw: st.DrawFn, x: float, other: st.SearchStrategy[float]) -> float:
     if how == "tie":
         return x
     if how == "rel":
-        return x * (1 + 2.0**-50)
+        return x * (1 + 2.0**-50) if abs(x) < 1e300 else x * (1 - 2.0**-50)
     if how == "next":
-        return float(np.nextafter(x, np.inf))
+        return float(np.nextafter(x, 0.0 if abs(x) == np.finfo(np.float64).max else np.inf))
     return draw(other)
 
 
