@@ -82,7 +82,9 @@ def _parametrize(metafunc: pytest.Metafunc, names: tuple[str, ...], params: list
     """Parametrize; a check with nothing to run (``--loss`` selects none of its losses) is deselected
     rather than reported as a skip."""
     if not params:
-        params = [pytest.param(*(None for _ in names), id="none", marks=pytest.mark.conformance_nothing_selected)]
+        params = [
+            pytest.param(*(None for _ in names), id="none", marks=pytest.mark.conformance_nothing_selected)
+        ]
     metafunc.parametrize(names, params)
 
 

@@ -108,8 +108,14 @@ DIVERGENCES: tuple[Divergence, ...] = (
             "Measured on torch 2.13.0+cpu: x = [0., 1.], y = [0., 1.] -> grad [nan, nan]."
         ),
         hits=_bce_half_zero_over_zero,
-        witness=Case("binary_cross_entropy", "default", "float16",
-                     {"input": np.array([0.0, 1.0]), "target": np.array([0.0, 1.0])}, {}, "sum"),
+        witness=Case(
+            "binary_cross_entropy",
+            "default",
+            "float16",
+            {"input": np.array([0.0, 1.0]), "target": np.array([0.0, 1.0])},
+            {},
+            "sum",
+        ),
         witness_wrt=("input",),
     ),
     Divergence(
@@ -128,9 +134,18 @@ DIVERGENCES: tuple[Divergence, ...] = (
             "~100 ulp)."
         ),
         hits=_bce_logits_pos_weight_cancels,
-        witness=Case("binary_cross_entropy_with_logits", "default", "float32",
-                     {"input": np.array([0.0]), "target": np.array([1.0]),
-                      "pos_weight": np.array([float(np.float32(1e-8))])}, {}, "sum"),
+        witness=Case(
+            "binary_cross_entropy_with_logits",
+            "default",
+            "float32",
+            {
+                "input": np.array([0.0]),
+                "target": np.array([1.0]),
+                "pos_weight": np.array([float(np.float32(1e-8))]),
+            },
+            {},
+            "sum",
+        ),
         witness_wrt=("input",),
     ),
     Divergence(
@@ -148,10 +163,18 @@ DIVERGENCES: tuple[Divergence, ...] = (
             "(exact 9.734890062045177e+306; 'none' and 'sum' are right)."
         ),
         hits=_ce_smoothing_term_overflows,
-        witness=Case("cross_entropy", "class_index", "float64",
-                     {"input": np.array([0.0, 0.0]), "target": np.array(0),
-                      "weight": np.array([2.225073858507203e-309, 1.0])},
-                     {"ignore_index": -100, "label_smoothing": 0.0625}, "mean"),
+        witness=Case(
+            "cross_entropy",
+            "class_index",
+            "float64",
+            {
+                "input": np.array([0.0, 0.0]),
+                "target": np.array(0),
+                "weight": np.array([2.225073858507203e-309, 1.0]),
+            },
+            {"ignore_index": -100, "label_smoothing": 0.0625},
+            "mean",
+        ),
     ),
 )
 

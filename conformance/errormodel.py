@@ -45,8 +45,7 @@ def eps(dtype: DType) -> float:
 
 def underflow(dtype: DType) -> float:
     """The smallest subnormal of ``dtype`` in units of its epsilon (see ``oracle._errscale``)."""
-    e, _, tiny = _FINFO[dtype]
-    return tiny  # the smallest subnormal is tiny · eps
+    return _FINFO[dtype][2]  # the smallest subnormal is tiny · eps
 
 
 def branch_tol(dtype: DType) -> float:
@@ -91,12 +90,19 @@ class Mismatch:
         if self.shape_only:
             return self.reason
         if np.isnan(self.expected):
-            return (f"{self.reason}: {self.count} element(s) differ; worst at index {self.index}: "
-                    f"expected NaN, got {self.got!r}")
-        rng = f"{self.expected!r}" if self.lo == self.hi else f"{self.expected!r} (accepted range [{self.lo!r}, {self.hi!r}])"
+            return (
+                f"{self.reason}: {self.count} element(s) differ; worst at index {self.index}: "
+                f"expected NaN, got {self.got!r}"
+            )
+        rng = (
+            f"{self.expected!r}"
+            if self.lo == self.hi
+            else f"{self.expected!r} (accepted range [{self.lo!r}, {self.hi!r}])"
+        )
         return (
             f"{self.reason}: {self.count} element(s) outside the bound; worst at index {self.index}: "
-            f"expected {rng}, got {self.got!r}, |error| {abs(self.got - self.expected):.3e} > bound {self.bound:.3e}"
+            f"expected {rng}, got {self.got!r}, "
+            f"|error| {abs(self.got - self.expected):.3e} > bound {self.bound:.3e}"
         )
 
 
@@ -107,9 +113,18 @@ def compare(
     got = np.asarray(got, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
     if got.shape != expected.shape:
-        return Mismatch((), float("nan"), float("nan"), float("nan"), float("nan"), 0.0, 1,
-                        f"{what}: shape {got.shape}, expected {expected.shape}", shape_only=True)
-    e, big, tiny = _FINFO[dtype]
+        return Mismatch(
+            (),
+            float("nan"),
+            float("nan"),
+            float("nan"),
+            float("nan"),
+            0.0,
+            1,
+            f"{what}: shape {got.shape}, expected {expected.shape}",
+            shape_only=True,
+        )
+    e, big, _ = _FINFO[dtype]
     lo = np.broadcast_to(np.asarray(lo, np.float64), got.shape)
     hi = np.broadcast_to(np.asarray(hi, np.float64), got.shape)
     with np.errstate(all="ignore"):
@@ -135,5 +150,13 @@ def compare(
         err = np.where(np.isnan(err) & bad, np.inf, err)
     worst = np.unravel_index(int(np.argmax(err)), got.shape) if got.ndim else ()
     w = tuple(int(i) for i in worst)
-    return Mismatch(w, float(expected[w]), float(lo[w]), float(hi[w]), float(got[w]), float(bound[w]),
-                    int(bad.sum()), what)
+    return Mismatch(
+        w,
+        float(expected[w]),
+        float(lo[w]),
+        float(hi[w]),
+        float(got[w]),
+        float(bound[w]),
+        int(bad.sum()),
+        what,
+    )

@@ -69,9 +69,7 @@ def run(
             u = np.ones(np.shape(backend.to_numpy(out))) if upstream is None else upstream
             gs = backend.grad(out, [t[n] for n in wrt], u)
             grads = dict(zip(wrt, gs, strict=True))
-    mutated = [
-        k for k, v in t.items() if not np.array_equal(before[k], backend.to_numpy(v), equal_nan=True)
-    ]
+    mutated = [k for k, v in t.items() if not np.array_equal(before[k], backend.to_numpy(v), equal_nan=True)]
     return Outcome(backend.to_numpy(out), grads, mutated, [str(w.message) for w in caught])
 
 
@@ -100,8 +98,14 @@ def _fmt(a: Any) -> str:
     return f"np.array({body})"
 
 
-def reproduction(backend: Backend, case: Case, *, wrt: Sequence[str] = (), upstream: Array | None = None,
-                 layout: Layout = "contiguous") -> str:
+def reproduction(
+    backend: Backend,
+    case: Case,
+    *,
+    wrt: Sequence[str] = (),
+    upstream: Array | None = None,
+    layout: Layout = "contiguous",
+) -> str:
     """Python that replays ``case`` on the backend and prints both results."""
     arrays = ", ".join(f"{k!r}: {_fmt(v)}" for k, v in case.arrays.items())
     up = "None" if upstream is None else _fmt(upstream)
@@ -109,7 +113,10 @@ def reproduction(backend: Backend, case: Case, *, wrt: Sequence[str] = (), upstr
     overrides = getattr(backend, "overrides", {})
     if overrides:  # an implementation plugged into a backend: name it by module:attribute
         base = backend.base  # type: ignore[attr-defined]
-        refs = {k: f"{getattr(f, '__module__', '?')}:{getattr(f, '__qualname__', '?')}" for k, f in overrides.items()}
+        refs = {
+            k: f"{getattr(f, '__module__', '?')}:{getattr(f, '__qualname__', '?')}"
+            for k, f in overrides.items()
+        }
         impl = f", impl={refs!r}"
     return (
         "import numpy as np\n"
@@ -120,9 +127,20 @@ def reproduction(backend: Backend, case: Case, *, wrt: Sequence[str] = (), upstr
     )
 
 
-def replay(backend: str | Backend, loss: str, *, dtype: DType, reduction: str, arrays: Mapping[str, Array],
-           options: Mapping[str, Any], wrt: Sequence[str] = (), upstream: Array | None = None,
-           layout: Layout = "contiguous", variant: str = "", impl: Mapping[str, str] | None = None) -> None:
+def replay(
+    backend: str | Backend,
+    loss: str,
+    *,
+    dtype: DType,
+    reduction: str,
+    arrays: Mapping[str, Array],
+    options: Mapping[str, Any],
+    wrt: Sequence[str] = (),
+    upstream: Array | None = None,
+    layout: Layout = "contiguous",
+    variant: str = "",
+    impl: Mapping[str, str] | None = None,
+) -> None:
     """Re-run a reported case and print the backend's and the oracle's results side by side.
 
     ``impl`` maps a loss name to the ``module:attribute`` of an implementation that replaces the
@@ -141,8 +159,17 @@ def replay(backend: str | Backend, loss: str, *, dtype: DType, reduction: str, a
         print(f"grad {n} got", got.grads.get(n), "expected", exp.grads[n])
 
 
-def fail(backend: Backend, case: Case, problem: str, *, wrt: Sequence[str] = (), upstream: Array | None = None,
-         layout: Layout = "contiguous", exp: Any = None, got: Any = None) -> ConformanceFailure:
+def fail(
+    backend: Backend,
+    case: Case,
+    problem: str,
+    *,
+    wrt: Sequence[str] = (),
+    upstream: Array | None = None,
+    layout: Layout = "contiguous",
+    exp: Any = None,
+    got: Any = None,
+) -> ConformanceFailure:
     lines = [
         f"{case.loss} ({case.variant or 'default'}) does not conform on {backend.name} "
         f"[{SESSION.get('device') or backend.name}], dtype {case.dtype}, reduction={case.reduction!r}, "
@@ -156,7 +183,10 @@ def fail(backend: Backend, case: Case, problem: str, *, wrt: Sequence[str] = (),
     lines += [
         f"  hypothesis seed: {SESSION.get('seed')!r}",
         "  reproduce with:",
-        *("    " + ln for ln in reproduction(backend, case, wrt=wrt, upstream=upstream, layout=layout).splitlines()),
+        *(
+            "    " + ln
+            for ln in reproduction(backend, case, wrt=wrt, upstream=upstream, layout=layout).splitlines()
+        ),
     ]
     return ConformanceFailure("\n".join(lines))
 
@@ -199,11 +229,18 @@ def check(
     try:
         got = run(backend, case, wrt=wrt, upstream=upstream, layout=layout)
     except Exception as e:  # the backend raised on valid input
-        raise fail(backend, case, f"raised {type(e).__name__}: {e}", wrt=wrt, upstream=upstream,
-                   layout=layout) from e
+        raise fail(
+            backend, case, f"raised {type(e).__name__}: {e}", wrt=wrt, upstream=upstream, layout=layout
+        ) from e
     if got.mutated:
-        raise fail(backend, case, f"modified its input argument(s) in place: {got.mutated}", wrt=wrt,
-                   upstream=upstream, layout=layout)
+        raise fail(
+            backend,
+            case,
+            f"modified its input argument(s) in place: {got.mutated}",
+            wrt=wrt,
+            upstream=upstream,
+            layout=layout,
+        )
     problems: list[tuple[Mismatch, Any, Any]] = []
     m = compare(got.value, exp.value, exp.value_lo, exp.value_hi, exp.value_scale, case.dtype, what="value")
     if m:
@@ -211,13 +248,28 @@ def check(
     for n in wrt:
         g = got.grads.get(n)
         if g is None:
-            raise fail(backend, case, f"no gradient for {n!r} (expected one)", wrt=wrt, upstream=upstream,
-                       layout=layout)
-        m = compare(g, exp.grads[n], exp.grad_lo[n], exp.grad_hi[n], exp.grad_scale[n], case.dtype,
-                    what=f"gradient w.r.t. {n}")
+            raise fail(
+                backend,
+                case,
+                f"no gradient for {n!r} (expected one)",
+                wrt=wrt,
+                upstream=upstream,
+                layout=layout,
+            )
+        m = compare(
+            g,
+            exp.grads[n],
+            exp.grad_lo[n],
+            exp.grad_hi[n],
+            exp.grad_scale[n],
+            case.dtype,
+            what=f"gradient w.r.t. {n}",
+        )
         if m:
             problems.append((m, exp.grads[n], g))
     if problems:
         worst, want, have = problems[0]
-        raise fail(backend, case, worst.describe(), wrt=wrt, upstream=upstream, layout=layout, exp=want, got=have)
+        raise fail(
+            backend, case, worst.describe(), wrt=wrt, upstream=upstream, layout=layout, exp=want, got=have
+        )
     return got, exp

@@ -22,13 +22,19 @@ DEFAULT_BACKEND = "torch-cpu"
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     group = parser.getgroup("conformance", "loss conformance suite")
     group.addoption(
-        "--conformance-backend", dest="conformance_backend", default=None, metavar="NAME",
+        "--conformance-backend",
+        dest="conformance_backend",
+        default=None,
+        metavar="NAME",
         help=f"backend to check: a registered name (torch-cpu, torch-cuda, or an entry point of group "
         f"loss_conformance.backends) or package.module:attribute (default {DEFAULT_BACKEND}); "
         "also spelled --backend when the command line names the suite",
     )
     group.addoption(
-        "--conformance-loss", dest="conformance_loss", default=None, metavar="NAME[,NAME...]",
+        "--conformance-loss",
+        dest="conformance_loss",
+        default=None,
+        metavar="NAME[,NAME...]",
         help="only check these losses (exact torch.nn.functional names); also spelled --loss when the "
         "command line names the suite",
     )
@@ -153,10 +159,9 @@ def _seed(config: pytest.Config) -> Any:
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if not getattr(config, "_conformance_active", False):
         return None
-    from hypothesis import settings
-
     import numpy
     import sympy
+    from hypothesis import settings
 
     try:
         backend = backend_of(config)

@@ -157,8 +157,17 @@ def cases(
             arrays[a.name] = np.array(idx, dtype=np.int64).reshape(sample)
         else:
             arrays[a.name] = draw(values(a.domain.kind, dtype, shape))
-    if "target" in arrays and "input" in arrays and arrays["target"].dtype.kind == "f" and draw(st.integers(0, 7)) == 0:
-        arrays["target"] = arrays["input"].copy() if variant.arg("target").domain == variant.arg("input").domain else arrays["target"]
+    if (
+        "target" in arrays
+        and "input" in arrays
+        and arrays["target"].dtype.kind == "f"
+        and draw(st.integers(0, 7)) == 0
+    ):
+        arrays["target"] = (
+            arrays["input"].copy()
+            if variant.arg("target").domain == variant.arg("input").domain
+            else arrays["target"]
+        )
     return Case(variant.loss, variant.name, dtype, arrays, options, draw(st.sampled_from(list(reductions))))
 
 

@@ -35,7 +35,11 @@ def test_layout(backend: Any, variant: Variant, dtype: DType, layout: str, data:
     case = data.draw(cases(variant, dtype, shape=shape), label="case")
     if layout == "expanded":  # stride 0 along dim 0: every row equals the first
         arrays = {
-            k: (np.broadcast_to(a[:1], a.shape).copy() if k in ("input", "target") and a.dtype.kind == "f" else a)
+            k: (
+                np.broadcast_to(a[:1], a.shape).copy()
+                if k in ("input", "target") and a.dtype.kind == "f"
+                else a
+            )
             for k, a in case.arrays.items()
         }
         case = dataclasses.replace(case, arrays=arrays)

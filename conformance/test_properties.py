@@ -78,7 +78,9 @@ def test_grad_sums_to_zero(backend: Any, variant: Variant, dtype: DType, data: s
     total = np.sum(g, axis=cdim)
     c = g.shape[cdim]
     scale = np.sum(np.abs(exp.grad_scale["input"]), axis=cdim) + c * np.sum(np.abs(g), axis=cdim)
-    m = compare(total, np.zeros_like(total), 0.0, 0.0, scale, dtype, what="Σ over classes of the input gradient")
+    m = compare(
+        total, np.zeros_like(total), 0.0, 0.0, scale, dtype, what="Σ over classes of the input gradient"
+    )
     if m:
         raise fail(backend, case, m.describe(), wrt=("input",), exp=np.zeros_like(total), got=total)
 
@@ -96,7 +98,15 @@ def test_batch_is_per_sample(backend: Any, variant: Variant, dtype: DType, data:
         one = _sample(case, n)
         reject_known(backend, one)
         got = run(backend, one).value
-        m = compare(whole[n : n + 1], got, got, got, scale[n : n + 1] * 2, dtype, what=f"sample {n} alone vs in the batch")
+        m = compare(
+            whole[n : n + 1],
+            got,
+            got,
+            got,
+            scale[n : n + 1] * 2,
+            dtype,
+            what=f"sample {n} alone vs in the batch",
+        )
         if m:
             raise fail(backend, case, m.describe(), exp=got, got=whole[n : n + 1])
 
@@ -115,4 +125,3 @@ def _sample(case: Case, n: int) -> Case:
         full = a.ndim == nd or (k == "target" and a.dtype.kind in "iu" and a.ndim == nd - 1)
         arrays[k] = a[n : n + 1] if full and a.shape[0] == case.arrays["input"].shape[0] else a
     return dataclasses.replace(case, arrays=arrays)
-

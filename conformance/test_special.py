@@ -16,8 +16,9 @@ from spec import REDUCTIONS, Variant
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_convention_point(backend: Any, variant: Variant, convention: str, point: dict[str, float],
-                          reduction: str, dtype: DType) -> None:
+def test_convention_point(
+    backend: Any, variant: Variant, convention: str, point: dict[str, float], reduction: str, dtype: DType
+) -> None:
     """The backend's value and gradients at a convention's special point (the oracle's values there
     are pinned to the convention by tests/test_conventions.py)."""
     arrays = {a.name: np.array([point[a.name]]) for a in variant.args if a.name in point}

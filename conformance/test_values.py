@@ -44,7 +44,11 @@ def test_reductions_agree(backend: Any, variant: Variant, dtype: DType, data: st
             with np.errstate(all="ignore"):
                 want = np.sum(none) / denom if denom != 0 else np.float64(np.nan)
         # the bound: this reduction's own scale plus the scale of the unreduced terms it sums
-        scale = np.abs(exp.value_scale) + np.sum(np.abs(keep)) / (1 if reduction == "sum" else max(abs(denom), 1e-300))
-        m = compare(got, want, want, want, scale, dtype, what=f"reduction={reduction!r} against its own 'none'")
+        scale = np.abs(exp.value_scale) + np.sum(np.abs(keep)) / (
+            1 if reduction == "sum" else max(abs(denom), 1e-300)
+        )
+        m = compare(
+            got, want, want, want, scale, dtype, what=f"reduction={reduction!r} against its own 'none'"
+        )
         if m:
             raise fail(backend, case, m.describe() + f" (Σ of 'none' = {np.sum(none)!r})", exp=want, got=got)

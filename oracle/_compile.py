@@ -68,9 +68,7 @@ def _form(e: sp.Expr, names: tuple[str, ...], idx: frozenset[str]) -> Form:
     # overflows (inf - inf) where x - y does not.
     e = sp.factor_terms(e)
     fn = lower(e, names, idx)
-    switches = tuple(
-        Switch(lower(m, names, idx), lower(scale(m), names, idx)) for m in fn.switches
-    )
+    switches = tuple(Switch(lower(m, names, idx), lower(scale(m), names, idx)) for m in fn.switches)
     return Form(fn, lower(scale(e), names, idx), switches)
 
 

@@ -26,9 +26,7 @@ def take(a: Array, idx: Array) -> Array:
     if a.ndim == 1:
         return a[safe]
     shape = np.broadcast_shapes(a.shape[:-1], safe.shape[:-1])
-    return np.take_along_axis(
-        np.broadcast_to(a, (*shape, c)), np.broadcast_to(safe, (*shape, 1)), axis=-1
-    )
+    return np.take_along_axis(np.broadcast_to(a, (*shape, c)), np.broadcast_to(safe, (*shape, 1)), axis=-1)
 
 
 def onehot(idx: Array, c: int) -> Array:

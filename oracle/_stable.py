@@ -155,9 +155,7 @@ class SoftmaxMinusDelta(sp.Function):
         x, b, _ = self.args
         return Softmax(x, b)._eval_derivative(s)
 
-    def _eval_rewrite_as_elementary(
-        self, x: sp.Basic, b: sp.Basic, a: sp.Basic, **kwargs: object
-    ) -> sp.Expr:
+    def _eval_rewrite_as_elementary(self, x: sp.Basic, b: sp.Basic, a: sp.Basic, **kwargs: object) -> sp.Expr:
         return Softmax(x, b).rewrite("elementary") - sp.KroneckerDelta(b, a)
 
     def expand_delta(self) -> sp.Expr:

@@ -62,9 +62,7 @@ def _loss(name: str) -> Loss:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise OracleInputError(
-            f"loss: expected one of {sorted(REGISTRY)}, got {name!r}"
-        ) from None
+        raise OracleInputError(f"loss: expected one of {sorted(REGISTRY)}, got {name!r}") from None
 
 
 def _bind(loss: Loss, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -136,7 +134,11 @@ def _prepare_elementwise(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _P
             bad = ~((arr >= 0) & (arr <= 1))
             if bad.any():
                 pos = np.argwhere(bad)[0]
-                raise _fail(a.name, "all elements in [0, 1]", f"{arr[tuple(pos)]!r} at index {tuple(int(p) for p in pos)}")
+                raise _fail(
+                    a.name,
+                    "all elements in [0, 1]",
+                    f"{arr[tuple(pos)]!r} at index {tuple(int(p) for p in pos)}",
+                )
     env: dict[str, Any] = {"input": np.broadcast_to(x, shape), "target": np.broadcast_to(y, shape), "_C": 1}
     for a in v.args[2:]:
         w = bound.get(a.name)
@@ -147,12 +149,18 @@ def _prepare_elementwise(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _P
         if a.broadcast == "same" and w.shape != x.shape:
             raise _fail(a.name, f"the same shape as input {x.shape}", f"shape {w.shape}")
         if a.broadcast == "last_dim" and w.ndim > 0 and shape and w.shape[-1] not in (1, shape[-1]):
-            raise _fail(a.name, f"a size along the last dim of 1 or {shape[-1]} (broadcast against target)", f"shape {w.shape}")
+            raise _fail(
+                a.name,
+                f"a size along the last dim of 1 or {shape[-1]} (broadcast against target)",
+                f"shape {w.shape}",
+            )
         try:
             if np.broadcast_shapes(w.shape, shape) != shape:
                 raise ValueError
         except ValueError:
-            raise _fail(a.name, f"a shape broadcastable to input {shape} without enlarging it", f"shape {w.shape}") from None
+            raise _fail(
+                a.name, f"a shape broadcastable to input {shape} without enlarging it", f"shape {w.shape}"
+            ) from None
         env[a.name] = np.broadcast_to(w, shape)
     restore = {"input": _unbroadcaster(x.shape), "target": _unbroadcaster(y.shape)}
     return _Prepared(env, shape, None, restore)
@@ -184,7 +192,9 @@ def _prepare_classes(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _Prepa
     t = np.asarray(bound["target"])
     if v.arg("target").axis == "index":
         if t.dtype.kind not in "iu":
-            raise _fail("target", "integer class indices (or probabilities of input's shape)", f"dtype {t.dtype}")
+            raise _fail(
+                "target", "integer class indices (or probabilities of input's shape)", f"dtype {t.dtype}"
+            )
         want = sample_shape
         if x.ndim == 1 and t.shape == (1,):
             t = t.reshape(())
@@ -195,13 +205,19 @@ def _prepare_classes(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _Prepa
         out = mask & ((t < 0) | (t >= c))
         if out.any():
             pos = tuple(int(p) for p in np.argwhere(out)[0])
-            raise _fail("target", f"class indices in [0, {c}) or ignore_index={ii}", f"{int(t[pos])} at index {pos}")
+            raise _fail(
+                "target", f"class indices in [0, {c}) or ignore_index={ii}", f"{int(t[pos])} at index {pos}"
+            )
         env["target"] = t[..., None].astype(np.int64)
         env["ignore_index"] = ii
     else:
         ii = bound.get("ignore_index", -100)
         if ii is not None and int(ii) >= 0:
-            raise _fail("ignore_index", "a negative value (ignore_index is not supported with probability targets)", ii)
+            raise _fail(
+                "ignore_index",
+                "a negative value (ignore_index is not supported with probability targets)",
+                ii,
+            )
         env["target"] = np.moveaxis(_float_array("target", t), cdim, -1)
     w = bound.get("weight")
     if w is None:
@@ -232,7 +248,9 @@ def _check_params(v: Variant, bound: dict[str, Any]) -> None:
         bound[p.name] = val
 
 
-def _per_element(form: Form, env: Mapping[str, Any], branch_tol: float | None) -> tuple[Array, Array, Array, Array]:
+def _per_element(
+    form: Form, env: Mapping[str, Any], branch_tol: float | None
+) -> tuple[Array, Array, Array, Array]:
     """value, lo, hi, scale of one form at every element (class-axis results are (..., 1) or (..., C))."""
     val = np.asarray(form.fn(env), dtype=np.float64)
     sc = np.abs(np.asarray(form.scale(env), dtype=np.float64))
@@ -298,7 +316,11 @@ def evaluate(
 
     if reduction == "none":
         value, vlo, vhi, vsc = val, lo, hi, sc
-        factor: Array = np.ones(prep.out_shape) if upstream is None else np.broadcast_to(np.asarray(upstream, np.float64), prep.out_shape)
+        factor: Array = (
+            np.ones(prep.out_shape)
+            if upstream is None
+            else np.broadcast_to(np.asarray(upstream, np.float64), prep.out_shape)
+        )
         fscale = np.abs(factor) * 0
     else:
         total = np.sum(val)
@@ -339,8 +361,14 @@ def evaluate(
         k = keep[..., None] if squeeze else keep
         with np.errstate(all="ignore"):
             a, b = gl * f, gh * f
-            out = [np.where(k, g * f, 0.0), np.where(k, np.fmin(a, b), 0.0), np.where(k, np.fmax(a, b), 0.0),
-                   np.where(k, gs * np.maximum(np.abs(f), 1.0) + np.abs(g * f) + np.abs(g) * fs + underflow, 0.0)]
+            out = [
+                np.where(k, g * f, 0.0),
+                np.where(k, np.fmin(a, b), 0.0),
+                np.where(k, np.fmax(a, b), 0.0),
+                np.where(
+                    k, gs * np.maximum(np.abs(f), 1.0) + np.abs(g * f) + np.abs(g) * fs + underflow, 0.0
+                ),
+            ]
         # (the upstream factor may be applied before any intermediate of g: its scale is not
         # shrunk by |f| < 1)
         back = prep.restore[name]
@@ -353,4 +381,4 @@ def loss_value(loss: str, *args: Any, reduction: str = "mean", **kwargs: Any) ->
     return evaluate(loss, *args, reduction=reduction, wrt=(), **kwargs).value
 
 
-__all__ = ["Evaluation", "OracleInputError", "Compiled", "evaluate", "loss_value", "select_variant"]
+__all__ = ["Compiled", "Evaluation", "OracleInputError", "evaluate", "loss_value", "select_variant"]

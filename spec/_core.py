@@ -56,9 +56,7 @@ UNIT = Domain("unit", sp.Interval(0, 1), "a probability in [0, 1]")
 NONNEGATIVE = Domain("nonnegative", sp.Interval(0, sp.oo), "a real >= 0")
 POSITIVE = Domain("positive", sp.Interval.open(0, sp.oo), "a real > 0")
 CLASS_INDEX = Domain("class_index", sp.Range(0, sp.oo), "an integer class index in [0, C)")
-PROBABILITIES = Domain(
-    "probabilities", sp.Interval(0, 1), "class probabilities (not required to sum to 1)"
-)
+PROBABILITIES = Domain("probabilities", sp.Interval(0, 1), "class probabilities (not required to sum to 1)")
 
 
 @dataclass(frozen=True)

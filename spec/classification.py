@@ -85,9 +85,7 @@ def binary_cross_entropy(input: sp.Symbol, target: sp.Symbol, weight: sp.Symbol)
     float32(1e-12); unclamped target gradient).
     Reference: PyTorch documentation, ``torch.nn.BCELoss``.
     """
-    return -weight * (
-        target * sp.Max(sp.log(input), -100) + (1 - target) * sp.Max(sp.log(1 - input), -100)
-    )
+    return -weight * (target * sp.Max(sp.log(input), -100) + (1 - target) * sp.Max(sp.log(1 - input), -100))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,9 +126,7 @@ def _log_softmax(x: sp.IndexedBase, at: sp.Basic) -> sp.Expr:
 
 
 _CE_SIGNATURE = ("input", "target", "weight", "ignore_index", "label_smoothing")
-_LABEL_SMOOTHING = Param(
-    "label_smoothing", 0.0, sp.Interval(0, 1), "mass moved uniformly onto all C classes"
-)
+_LABEL_SMOOTHING = Param("label_smoothing", 0.0, sp.Interval(0, 1), "mass moved uniformly onto all C classes")
 
 
 @loss(

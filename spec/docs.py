@@ -36,25 +36,49 @@ def _variant_section(v: Variant) -> list[str]:
         lines += [f"## Variant `{v.name}`", "", v.doc, ""]
     lines += ["**Expression** (as written in `spec/`):", "", "$$", f"\\ell = {_tex(v.expr)}", "$$", ""]
     if v.mean_weight != 1:
-        lines += [f"`reduction='mean'` divides by $\\sum {_tex(v.mean_weight)}$ over the samples that count.", ""]
+        lines += [
+            f"`reduction='mean'` divides by $\\sum {_tex(v.mean_weight)}$ over the samples that count.",
+            "",
+        ]
     else:
         lines += ["`reduction='mean'` divides by the number of elements (samples).", ""]
     for name in v.differentiable:
         sym = wrt(v, name)
         conv = [c for c in v.conventions if name in c.grads]
         how = f" — convention `{conv[0].name}`" if conv else " — derived by SymPy"
-        lines += [f"**Gradient w.r.t. `{name}`**{how}:", "", "$$",
-                  f"\\frac{{\\partial \\ell}}{{\\partial {_tex(sym)}}} = {_tex(raw.grads[name])}", "$$", ""]
+        lines += [
+            f"**Gradient w.r.t. `{name}`**{how}:",
+            "",
+            "$$",
+            f"\\frac{{\\partial \\ell}}{{\\partial {_tex(sym)}}} = {_tex(raw.grads[name])}",
+            "$$",
+            "",
+        ]
         if conv:
             plain = sp.diff(v.expr, sym)
-            lines += ["(The plain derivative of the expression would be", "", "$$", _tex(plain), "$$", "", ")", ""]
+            lines += [
+                "(The plain derivative of the expression would be",
+                "",
+                "$$",
+                _tex(plain),
+                "$$",
+                "",
+                ")",
+                "",
+            ]
     if v.conventions:
         lines += ["**Conventions**", ""]
         for c in v.conventions:
             lines += [f"- `{c.name}`: {c.doc}"]
         lines.append("")
-    lines += ["**Stable form the oracle evaluates** (after `oracle._stable` rewrites):", "", "$$",
-              f"\\ell = {_tex(stable.value)}", "$$", ""]
+    lines += [
+        "**Stable form the oracle evaluates** (after `oracle._stable` rewrites):",
+        "",
+        "$$",
+        f"\\ell = {_tex(stable.value)}",
+        "$$",
+        "",
+    ]
     for name, g in stable.grads.items():
         lines += ["$$", f"\\frac{{\\partial \\ell}}{{\\partial {_tex(wrt(v, name))}}} = {_tex(g)}", "$$", ""]
     return lines
@@ -85,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     want = pages()
     if args.check:
-        stale = [n for n, text in want.items()
-                 if not (args.out / n).exists() or (args.out / n).read_text() != text]
+        stale = [
+            n for n, text in want.items() if not (args.out / n).exists() or (args.out / n).read_text() != text
+        ]
         if stale:
             print(f"stale derivation docs: {stale}; run python -m spec.docs", file=sys.stderr)
             return 1

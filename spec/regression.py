@@ -109,8 +109,8 @@ def _smooth_l1_conventions(input: sp.Symbol, target: sp.Symbol, beta: sp.Symbol)
 def smooth_l1_loss(input: sp.Symbol, target: sp.Symbol, beta: sp.Symbol) -> sp.Expr:
     r"""Quadratic within ``beta`` of the target, linear beyond.
 
-    .. math:: \ell = \begin{cases} \tfrac{1}{2} d^2 / \beta & |d| < \beta \\ |d| - \tfrac12 \beta & \text{otherwise} \end{cases},
-              \quad d = x - y
+    .. math:: \ell = \begin{cases} \tfrac{1}{2} d^2 / \beta & |d| < \beta \\
+              |d| - \tfrac12 \beta & \text{otherwise} \end{cases}, \quad d = x - y
 
     Convention: torch.nn.functional.smooth_l1_loss; |d| = beta is the linear branch; beta = 0 is L1.
     Reference: Girshick, *Fast R-CNN* (2015); PyTorch documentation, ``torch.nn.SmoothL1Loss``.

@@ -121,15 +121,36 @@ def records(key: str, arrays: Mapping[str, Any], params: Mapping[str, Any] | Non
                 point[name] = arr[s].tolist() if arr.ndim > 1 else int(arr[s])
             else:
                 point[name] = float(np.broadcast_to(arr, x.shape)[s])
-        out.append(Record(key, "value", s, None, point, float(ev.value[s]),
-                          _mp.exact(key, "value", point), float(ev.value_scale[s])))
+        out.append(
+            Record(
+                key,
+                "value",
+                s,
+                None,
+                point,
+                float(ev.value[s]),
+                _mp.exact(key, "value", point),
+                float(ev.value_scale[s]),
+            )
+        )
         for name in v.differentiable:
             g, sc = ev.grads[name], ev.grad_scale[name]
             if v.arg(name).axis == "class":
                 for jj in range(x.shape[1]):
-                    out.append(Record(key, name, s, jj, point, float(g[s, jj]),
-                                      _mp.exact(key, name, point, j=jj), float(sc[s, jj])))
+                    out.append(
+                        Record(
+                            key,
+                            name,
+                            s,
+                            jj,
+                            point,
+                            float(g[s, jj]),
+                            _mp.exact(key, name, point, j=jj),
+                            float(sc[s, jj]),
+                        )
+                    )
             else:
-                out.append(Record(key, name, s, None, point, float(g[s]),
-                                  _mp.exact(key, name, point), float(sc[s])))
+                out.append(
+                    Record(key, name, s, None, point, float(g[s]), _mp.exact(key, name, point), float(sc[s]))
+                )
     return out

@@ -63,7 +63,9 @@ def _classes(key: str, point: Point) -> tuple[int | None, int | None]:
 
 
 @cache
-def _compiled(key: str, form: str, c: int | None, t: int | None, jj: int | None) -> tuple[tuple[str, ...], Callable[..., Any]]:
+def _compiled(
+    key: str, form: str, c: int | None, t: int | None, jj: int | None
+) -> tuple[tuple[str, ...], Callable[..., Any]]:
     """The raw form as an mpmath function of plain symbols ``input_0, ..., weight_2, beta``."""
     v = variant_by_key(key)
     f = raw(key)

@@ -74,8 +74,9 @@ def draw(key: str, rng: Rng, n: int) -> tuple[dict[str, Any], dict[str, Any]]:
         params: dict[str, Any] = {}
         if key == "smooth_l1_loss":
             d = abs(x[0] - y[0])
-            params["beta"] = float(rng.choice([0.0, 1e-300, 1.0, d if np.isfinite(d) else 1.0,
-                                               10.0 ** rng.uniform(-3, 3)]))
+            params["beta"] = float(
+                rng.choice([0.0, 1e-300, 1.0, d if np.isfinite(d) else 1.0, 10.0 ** rng.uniform(-3, 3)])
+            )
         return {"input": np.array(x), "target": np.array(y)}, params
     if key == "binary_cross_entropy":
         x = [_unit(rng) for _ in range(n)]
@@ -132,7 +133,10 @@ def report(recs: list[gt.Record]) -> str:
     groups: dict[tuple[str, str], list[gt.Record]] = defaultdict(list)
     for r in recs:
         groups[(r.key, r.form)].append(r)
-    lines = [f"{'variant':34} {'output':7} {'n':>5} {'well':>5} {'max ulp (well)':>15} {'max err/bound (other)':>22}"]
+    lines = [
+        f"{'variant':34} {'output':7} {'n':>5} {'well':>5} {'max ulp (well)':>15} "
+        f"{'max err/bound (other)':>22}"
+    ]
     for (key, form), rs in groups.items():
         well = [r for r in rs if r.well_conditioned]
         other = [r for r in rs if not r.well_conditioned]

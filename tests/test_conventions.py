@@ -30,8 +30,9 @@ def _ids(p: Any) -> str:
 
 
 @pytest.mark.parametrize(("variant", "conv", "args", "want"), POINTS, ids=_ids)
-def test_convention_points_hold_in_oracle(variant: Any, conv: Any, args: dict[str, float],
-                                          want: dict[str, float]) -> None:
+def test_convention_points_hold_in_oracle(
+    variant: Any, conv: Any, args: dict[str, float], want: dict[str, float]
+) -> None:
     arrays = {n: np.array([v]) for n, v in args.items() if n in {a.name for a in variant.args}}
     opts = {n: v for n, v in args.items() if n not in arrays}  # scalar options, as Python floats
     r = oracle.evaluate(variant.loss, reduction="none", **arrays, **opts)
@@ -46,7 +47,9 @@ def _sample(rng: np.random.Generator, variant: Any) -> dict[sp.Basic, float]:
         s = variant.symbols[a.name]
         kind = a.domain.kind
         if kind == "unit":
-            v = float(rng.choice([rng.random(), 10.0 ** rng.uniform(-40, 0), 1 - 10.0 ** rng.uniform(-16, 0)]))
+            v = float(
+                rng.choice([rng.random(), 10.0 ** rng.uniform(-40, 0), 1 - 10.0 ** rng.uniform(-16, 0)])
+            )
         elif kind == "nonnegative":
             v = float(rng.uniform(0, 3))
         else:
@@ -87,8 +90,14 @@ _f = {"allow_nan": False, "allow_infinity": False, "allow_subnormal": False}
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.floats(-1e6, 1e6, **_f), st.floats(-1e6, 1e6, **_f) | st.just(0.0)),
-                min_size=1, max_size=6), st.booleans())
+@given(
+    st.lists(
+        st.tuples(st.floats(-1e6, 1e6, **_f), st.floats(-1e6, 1e6, **_f) | st.just(0.0)),
+        min_size=1,
+        max_size=6,
+    ),
+    st.booleans(),
+)
 def test_smooth_l1_beta_zero_is_l1(pairs: list[tuple[float, float]], tie: bool) -> None:
     x = np.array([p[0] for p in pairs])
     y = x.copy() if tie else np.array([p[1] for p in pairs])

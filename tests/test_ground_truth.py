@@ -87,11 +87,13 @@ def test_l1_mse(arrays: dict[str, Any], key: str) -> None:
 @given(regression(), st.data())
 def test_smooth_l1(arrays: dict[str, Any], data: st.DataObject) -> None:
     d = abs(float(arrays["input"][0] - arrays["target"][0]))
-    beta = data.draw(st.one_of(
-        st.sampled_from([0.0, 1e-300, 2.0**-1022, 1e-150, 1.0]),  # beta = 0 is L1; tiny beta
-        st.just(d if math.isfinite(d) else 1.0),  # |d| == beta: the linear branch
-        st.floats(0.0, 1e6, **_finite),
-    ))
+    beta = data.draw(
+        st.one_of(
+            st.sampled_from([0.0, 1e-300, 2.0**-1022, 1e-150, 1.0]),  # beta = 0 is L1; tiny beta
+            st.just(d if math.isfinite(d) else 1.0),  # |d| == beta: the linear branch
+            st.floats(0.0, 1e6, **_finite),
+        )
+    )
     _check("smooth_l1_loss", arrays, {"beta": beta})
 
 
@@ -100,9 +102,13 @@ def test_smooth_l1(arrays: dict[str, Any], data: st.DataObject) -> None:
 def test_binary_cross_entropy(data: st.DataObject) -> None:
     xs = data.draw(st.lists(units, min_size=1, max_size=3))
     ys = [min(1.0, max(0.0, data.draw(near(x, units)))) for x in xs]
-    w = data.draw(st.none() | st.lists(st.sampled_from([0.0, 0.5, 1.0, 3.0]), min_size=len(xs), max_size=len(xs)))
-    _check("binary_cross_entropy", {"input": np.array(xs), "target": np.array(ys),
-                                    "weight": None if w is None else np.array(w)})
+    w = data.draw(
+        st.none() | st.lists(st.sampled_from([0.0, 0.5, 1.0, 3.0]), min_size=len(xs), max_size=len(xs))
+    )
+    _check(
+        "binary_cross_entropy",
+        {"input": np.array(xs), "target": np.array(ys), "weight": None if w is None else np.array(w)},
+    )
 
 
 @SETTINGS
@@ -113,10 +119,15 @@ def test_binary_cross_entropy_with_logits(data: st.DataObject) -> None:
     ys = data.draw(st.lists(st.sampled_from([0.0, 1.0]) | units, min_size=n, max_size=n))
     w = data.draw(st.none() | st.lists(st.sampled_from([0.0, 0.3, 1.0]), min_size=n, max_size=n))
     pw = data.draw(st.none() | st.lists(st.sampled_from([0.5, 1.0, 3.0]), min_size=n, max_size=n))
-    _check("binary_cross_entropy_with_logits", {
-        "input": np.array(xs), "target": np.array(ys),
-        "weight": None if w is None else np.array(w), "pos_weight": None if pw is None else np.array(pw),
-    })
+    _check(
+        "binary_cross_entropy_with_logits",
+        {
+            "input": np.array(xs),
+            "target": np.array(ys),
+            "weight": None if w is None else np.array(w),
+            "pos_weight": None if pw is None else np.array(pw),
+        },
+    )
 
 
 # -- cross entropy ---------------------------------------------------------------------------
@@ -129,8 +140,12 @@ def ce_case(draw: st.DrawFn, probabilities: bool) -> tuple[dict[str, Any], dict[
     x = np.array([draw(st.lists(logits, min_size=c, max_size=c)) for _ in range(n)])
     w = draw(st.none() | st.lists(st.sampled_from([0.0, 0.7, 1.0, 2.0]), min_size=c, max_size=c))
     if probabilities:
-        t: Any = np.array([draw(st.lists(st.sampled_from([0.0, 1.0, 0.25]) | units, min_size=c, max_size=c))
-                           for _ in range(n)])
+        t: Any = np.array(
+            [
+                draw(st.lists(st.sampled_from([0.0, 1.0, 0.25]) | units, min_size=c, max_size=c))
+                for _ in range(n)
+            ]
+        )
     else:
         t = np.array(draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n)))
     arrays = {"input": x, "target": t, "weight": None if w is None else np.array(w)}
@@ -218,7 +233,9 @@ def test_pointwise_derivatives_match_finite_differences(x: float, y: float, beta
 
 @FD_SETTINGS
 @given(logits, units, st.sampled_from([0.5, 1.0, 3.0]), st.sampled_from([0.3, 1.0]))
-def test_bce_with_logits_derivatives_match_finite_differences(x: float, y: float, pw: float, w: float) -> None:
+def test_bce_with_logits_derivatives_match_finite_differences(
+    x: float, y: float, pw: float, w: float
+) -> None:
     # binary_cross_entropy is left out on purpose: both its gradients are convention overrides
     # (tests/test_conventions.py checks where they agree with the plain derivative).
     pt = {"input": x, "target": y, "pos_weight": pw, "weight": w}

@@ -34,8 +34,12 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(("arg", "loss", "args", "kwargs"), BAD, ids=[f"{b[1]}-{b[0]}-{n}" for n, b in enumerate(BAD)])
-def test_invalid_input_names_the_argument(arg: str, loss: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("arg", "loss", "args", "kwargs"), BAD, ids=[f"{b[1]}-{b[0]}-{n}" for n, b in enumerate(BAD)]
+)
+def test_invalid_input_names_the_argument(
+    arg: str, loss: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
     with pytest.raises(oracle.OracleInputError, match=rf"^{re.escape(arg)}\b") as info:
         oracle.evaluate(loss, *args, **kwargs)
     assert isinstance(info.value, ValueError)

@@ -56,9 +56,14 @@ TORCH = resolve("torch-cpu")
 #: the search for a counterexample: derandomised (the same examples every run), no database, and no
 #: explain phase: it runs after shrinking and re-runs the predicate on variations of the shrunk
 #: example, and ``find`` returns the last example that satisfied it (a larger one, not the shrunk one)
-SEARCH = settings(max_examples=300, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck),
-                  phases=[p for p in Phase if p is not Phase.explain])
+SEARCH = settings(
+    max_examples=300,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+    phases=[p for p in Phase if p is not Phase.explain],
+)
 
 #: the largest shrunk counterexample (input elements) still called readable
 MAX_ELEMENTS = 12
@@ -139,8 +144,9 @@ PLANTS = (
     Plant("smooth_l1_beta_zero_nan", "float32", _GRAD, _REG, {"beta": 1.0}),
     Plant("smooth_l1_sum_in_half", "float32", _VALUE, _REG, {"beta": 1.0}),
     Plant("bce_no_clamp", "float32", _VALUE, _UNIT),
-    Plant("bce_clamps_input_in_place", "float32", "modified its input argument(s) in place: ['input']",
-          _UNIT),
+    Plant(
+        "bce_clamps_input_in_place", "float32", "modified its input argument(s) in place: ['input']", _UNIT
+    ),
     Plant("bce_grad_ignores_weight", "float32", _GRAD + "input: ", _UNIT),
     Plant("bce_logits_naive", "float32", _VALUE, _LOGITS),
     Plant("bce_logits_pos_weight_grad", "float32", _GRAD + "input: ", _LOGITS),
@@ -198,11 +204,14 @@ def _replayed(message: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 def test_planted_bug_is_caught(plant: Plant, monkeypatch: pytest.MonkeyPatch) -> None:
     variant, backend = plant.variant, plant.backend()
     try:
-        probe = find(STRATEGIES[plant.check](variant, plant.dtype), lambda p: _fails(backend, p),
-                     settings=SEARCH)
+        probe = find(
+            STRATEGIES[plant.check](variant, plant.dtype), lambda p: _fails(backend, p), settings=SEARCH
+        )
     except NoSuchExample:
-        pytest.fail(f"the {plant.check} check found no counterexample to {plant.mutant} "
-                    f"in {SEARCH.max_examples} examples")
+        pytest.fail(
+            f"the {plant.check} check found no counterexample to {plant.mutant} "
+            f"in {SEARCH.max_examples} examples"
+        )
 
     # Rerun outside the search with known_ok=True (nothing excused); the same as the search's check,
     # since no known divergence applies to a loss replaced by an override.
@@ -233,8 +242,9 @@ def test_planted_bug_is_caught(plant: Plant, monkeypatch: pytest.MonkeyPatch) ->
     assert (seen["upstream"] is None) == (probe.upstream is None)
     if probe.upstream is not None:
         assert np.array_equal(seen["upstream"], probe.upstream)
-    rebuilt = Case(plant.loss, variant.name, seen["dtype"], seen["arrays"], seen["options"],
-                   seen["reduction"])
+    rebuilt = Case(
+        plant.loss, variant.name, seen["dtype"], seen["arrays"], seen["options"], seen["reduction"]
+    )
     assert _fails(backend, Probe(rebuilt, tuple(seen["wrt"]), seen["upstream"]), known_ok=True)
 
     # and it runs as printed (copy-pasted into a fresh interpreter it would do the same)
@@ -252,8 +262,10 @@ def test_mutant_conforms_away_from_its_bug(plant: Plant, reduction: str) -> None
     """On a typical case the mutant passes the check (a gradient plant: the check of its value)."""
     variant = plant.variant
     index = variant.arg("target").axis == "index"
-    arrays = {k: np.asarray(v) if k == "target" and index else np.asarray(v, np.float64)
-              for k, v in plant.typical.items()}
+    arrays = {
+        k: np.asarray(v) if k == "target" and index else np.asarray(v, np.float64)
+        for k, v in plant.typical.items()
+    }
     case = Case(plant.loss, variant.name, plant.dtype, arrays, dict(plant.options), reduction)  # type: ignore[arg-type]
     wrt = () if plant.check == "gradient" else variant.differentiable
     Probe(case, wrt).check(plant.backend(), known_ok=True)  # (no known divergence applies to an override)

@@ -44,7 +44,9 @@ def test_cuda_without_cuda_is_a_usage_error(pytester: pytest.Pytester) -> None:
 def test_unknown_backend_names_the_choices(pytester: pytest.Pytester) -> None:
     result = _run(pytester, "--pyargs", "conformance", "--backend=tensorflow")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--backend='tensorflow': unknown backend; expected one of*torch-cpu*torch-cuda*"])
+    result.stderr.fnmatch_lines(
+        ["*--backend='tensorflow': unknown backend; expected one of*torch-cpu*torch-cuda*"]
+    )
 
 
 def test_unknown_loss_names_the_choices(pytester: pytest.Pytester) -> None:
@@ -71,10 +73,12 @@ def test_header_and_a_real_run_from_any_directory(pytester: pytest.Pytester) -> 
     backend, device, versions, profile and seed."""
     result = _run(pytester, "--pyargs", "conformance", "--loss=mse_loss", "--hypothesis-seed=7")
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
-    result.stdout.fnmatch_lines([
-        "conformance: backend torch-cpu (device cpu, torch *); numpy *, sympy *",
-        "conformance: hypothesis profile * seed 7; replay with --hypothesis-seed=7*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "conformance: backend torch-cpu (device cpu, torch *); numpy *, sympy *",
+            "conformance: hypothesis profile * seed 7; replay with --hypothesis-seed=7*",
+        ]
+    )
 
 
 def test_ci_profile_is_derandomised(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:

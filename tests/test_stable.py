@@ -94,7 +94,9 @@ def test_softplus_and_sigmoid_kernels(zz: float) -> None:
 def test_class_axis_kernels(xs: list[float]) -> None:
     # integer-valued logits: x_i - max x is exact, so each kernel is within a few roundings
     arr = np.array(xs)
-    assert ulp_error(float(K.logsumexp(arr)[0]), to_float(_num(S.LogSumExp(x).rewrite("elementary"), xs))) <= 2
+    assert (
+        ulp_error(float(K.logsumexp(arr)[0]), to_float(_num(S.LogSumExp(x).rewrite("elementary"), xs))) <= 2
+    )
     sm, smo = K.softmax(arr), [K.softmax_minus_onehot(arr, np.array([t])) for t in range(len(xs))]
     for t in range(len(xs)):
         nls = to_float(_num(S.NegLogSoftmax(x, t).rewrite("elementary"), xs))
@@ -114,7 +116,9 @@ def test_one_hot_logits_keep_tiny_neg_log_softmax() -> None:
 # -- derivatives -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("node", [S.Softplus(z), S.Sigmoid(z), S.SquareOver(z, y), S.SquareOver(y, z)], ids=str)
+@pytest.mark.parametrize(
+    "node", [S.Softplus(z), S.Sigmoid(z), S.SquareOver(z, y), S.SquareOver(y, z)], ids=str
+)
 def test_scalar_node_derivative(node: sp.Expr) -> None:
     d_node = S.elementary(sp.diff(node, z))
     d_elem = sp.diff(node.rewrite("elementary"), z)
@@ -130,8 +134,14 @@ def test_square_over_kernel_neither_overflows_nor_underflows(u: float, v: float)
     assert ulp_error(got, to_float(_num(S.SquareOver(z, y).rewrite("elementary"), z=u, y=v))) <= 2
 
 
-CLASS_NODES = [S.LogSumExp(x), S.Softmax(x, 0), S.Softmax(x, 2), S.NegLogSoftmax(x, 1),
-               S.SoftmaxMinusDelta(x, 0, 1), S.SoftmaxMinusDelta(x, 1, 1)]
+CLASS_NODES = [
+    S.LogSumExp(x),
+    S.Softmax(x, 0),
+    S.Softmax(x, 2),
+    S.NegLogSoftmax(x, 1),
+    S.SoftmaxMinusDelta(x, 0, 1),
+    S.SoftmaxMinusDelta(x, 1, 1),
+]
 
 
 @pytest.mark.parametrize("node", CLASS_NODES, ids=str)

@@ -57,12 +57,19 @@ class Backend(Protocol):
     def loss(self, name: str) -> Callable[..., Any] | None: ...
 
     def tensor(
-        self, array: np.ndarray[Any, Any], dtype: DType, *, requires_grad: bool = False, layout: Layout = "contiguous"
+        self,
+        array: np.ndarray[Any, Any],
+        dtype: DType,
+        *,
+        requires_grad: bool = False,
+        layout: Layout = "contiguous",
     ) -> Any: ...
 
     def to_numpy(self, tensor: Any) -> np.ndarray[Any, Any]: ...
 
-    def grad(self, output: Any, inputs: Sequence[Any], upstream: np.ndarray[Any, Any]) -> list[np.ndarray[Any, Any] | None]: ...
+    def grad(
+        self, output: Any, inputs: Sequence[Any], upstream: np.ndarray[Any, Any]
+    ) -> list[np.ndarray[Any, Any] | None]: ...
 
 
 class BackendError(LookupError):

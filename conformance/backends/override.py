@@ -18,7 +18,9 @@ class OverrideBackend:
     def __init__(self, base: Backend, overrides: Mapping[str, Callable[..., Any]]) -> None:
         self.base = base
         self.overrides = dict(overrides)
-        self.name = base.name + "".join(f"+{k}={getattr(v, '__qualname__', v)}" for k, v in self.overrides.items())
+        self.name = base.name + "".join(
+            f"+{k}={getattr(v, '__qualname__', v)}" for k, v in self.overrides.items()
+        )
 
     def __repr__(self) -> str:
         return f"<backend {self.name}>"
@@ -30,7 +32,10 @@ class OverrideBackend:
         return self.base.unavailable()
 
     def describe(self) -> Mapping[str, str]:
-        return {**self.base.describe(), **{f"impl {k}": getattr(v, "__module__", "?") for k, v in self.overrides.items()}}
+        return {
+            **self.base.describe(),
+            **{f"impl {k}": getattr(v, "__module__", "?") for k, v in self.overrides.items()},
+        }
 
     def dtypes(self, loss: str) -> Sequence[DType]:
         return self.base.dtypes(loss)
@@ -38,12 +43,20 @@ class OverrideBackend:
     def loss(self, name: str) -> Callable[..., Any] | None:
         return self.overrides.get(name) or self.base.loss(name)
 
-    def tensor(self, array: np.ndarray[Any, Any], dtype: DType, *, requires_grad: bool = False,
-               layout: Layout = "contiguous") -> Any:
+    def tensor(
+        self,
+        array: np.ndarray[Any, Any],
+        dtype: DType,
+        *,
+        requires_grad: bool = False,
+        layout: Layout = "contiguous",
+    ) -> Any:
         return self.base.tensor(array, dtype, requires_grad=requires_grad, layout=layout)
 
     def to_numpy(self, tensor: Any) -> np.ndarray[Any, Any]:
         return self.base.to_numpy(tensor)
 
-    def grad(self, output: Any, inputs: Sequence[Any], upstream: np.ndarray[Any, Any]) -> list[np.ndarray[Any, Any] | None]:
+    def grad(
+        self, output: Any, inputs: Sequence[Any], upstream: np.ndarray[Any, Any]
+    ) -> list[np.ndarray[Any, Any] | None]:
         return self.base.grad(output, inputs, upstream)

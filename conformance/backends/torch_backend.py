@@ -60,7 +60,12 @@ class TorchBackend:
         return getattr(_torch().nn.functional, name, None)
 
     def tensor(
-        self, array: np.ndarray[Any, Any], dtype: DType, *, requires_grad: bool = False, layout: Layout = "contiguous"
+        self,
+        array: np.ndarray[Any, Any],
+        dtype: DType,
+        *,
+        requires_grad: bool = False,
+        layout: Layout = "contiguous",
     ) -> Any:
         torch = _torch()
         a = np.asarray(array)
@@ -81,7 +86,10 @@ class TorchBackend:
             if a.ndim == 4:
                 t = t.contiguous(memory_format=torch.channels_last)
         else:
-            raise ValueError(f"layout: expected one of contiguous, non_contiguous, sliced, expanded, channels_last, got {layout!r}")
+            raise ValueError(
+                "layout: expected one of contiguous, non_contiguous, sliced, expanded, channels_last, "
+                f"got {layout!r}"
+            )
         if requires_grad:
             if t.is_leaf:
                 t.requires_grad_(True)
@@ -97,7 +105,9 @@ class TorchBackend:
             t = t.to(torch.float64)
         return t.numpy().copy()
 
-    def grad(self, output: Any, inputs: Sequence[Any], upstream: np.ndarray[Any, Any]) -> list[np.ndarray[Any, Any] | None]:
+    def grad(
+        self, output: Any, inputs: Sequence[Any], upstream: np.ndarray[Any, Any]
+    ) -> list[np.ndarray[Any, Any] | None]:
         torch = _torch()
         u = torch.tensor(np.asarray(upstream), dtype=output.dtype, device=output.device)
         gs = torch.autograd.grad(output, list(inputs), grad_outputs=u, allow_unused=True)

@@ -189,8 +189,12 @@ class _AbsSignAtZeroIsOne(torch.autograd.Function):
 
 
 def l1_mean_over_batch(
-    input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
-    reduction: str = "mean", weight: Tensor | None = None,
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    weight: Tensor | None = None,
 ) -> Tensor:
     """l1_loss whose 'mean' divides by the batch size input.size(0) instead of the element count."""
     reduction = _mode(size_average, reduce, reduction)
@@ -202,8 +206,12 @@ def l1_mean_over_batch(
 
 
 def l1_grad_one_at_zero(
-    input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
-    reduction: str = "mean", weight: Tensor | None = None,
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    weight: Tensor | None = None,
 ) -> Tensor:
     """l1_loss whose gradient at input == target is ±1 instead of 0."""
     reduction = _mode(size_average, reduce, reduction)
@@ -228,8 +236,12 @@ class _SquareWithoutTwo(torch.autograd.Function):
 
 
 def mse_grad_no_factor_two(
-    input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
-    reduction: str = "mean", weight: Tensor | None = None,
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    weight: Tensor | None = None,
 ) -> Tensor:
     """mse_loss with the right value and half the right gradient."""
     reduction = _mode(size_average, reduce, reduction)
@@ -238,8 +250,12 @@ def mse_grad_no_factor_two(
 
 
 def mse_none_squeezed(
-    input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
-    reduction: str = "mean", weight: Tensor | None = None,
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    weight: Tensor | None = None,
 ) -> Tensor:
     """mse_loss whose 'none' result is squeezed (loses every size-1 dim)."""
     reduction = _mode(size_average, reduce, reduction)
@@ -253,8 +269,12 @@ def mse_none_squeezed(
 
 
 def smooth_l1_beta_zero_nan(
-    input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
-    reduction: str = "mean", beta: float = 1.0,
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    beta: float = 1.0,
 ) -> Tensor:
     """smooth_l1_loss as torch.where of both branches: right values, NaN gradients at beta = 0."""
     if beta < 0:
@@ -270,8 +290,12 @@ def smooth_l1_beta_zero_nan(
 
 
 def smooth_l1_sum_in_half(
-    input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
-    reduction: str = "mean", beta: float = 1.0,
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    beta: float = 1.0,
 ) -> Tensor:
     """smooth_l1_loss whose 'sum' is accumulated in float16 (right for float16 inputs only)."""
     reduction = _mode(size_average, reduce, reduction)
@@ -300,8 +324,12 @@ class _BCEGradWithoutWeight(torch.autograd.Function):
 
 
 def bce_no_clamp(
-    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
-    reduce: bool | None = None, reduction: str = "mean",
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
 ) -> Tensor:
     """binary_cross_entropy without torch's clamp of each log at -100."""
     reduction = _mode(size_average, reduce, reduction)
@@ -312,8 +340,12 @@ def bce_no_clamp(
 
 
 def bce_clamps_input_in_place(
-    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
-    reduce: bool | None = None, reduction: str = "mean",
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
 ) -> Tensor:
     """binary_cross_entropy that "protects" its logs by clamping the caller's input in place."""
     with torch.no_grad():
@@ -322,8 +354,12 @@ def bce_clamps_input_in_place(
 
 
 def bce_grad_ignores_weight(
-    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
-    reduce: bool | None = None, reduction: str = "mean",
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
 ) -> Tensor:
     """binary_cross_entropy with the right value whose input gradient leaves out ``weight``."""
     reduction = _mode(size_average, reduce, reduction)
@@ -352,8 +388,13 @@ class _BCELogitsGradWithoutPosWeight(torch.autograd.Function):
 
 
 def bce_logits_naive(
-    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
-    reduce: bool | None = None, reduction: str = "mean", pos_weight: Tensor | None = None,
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    pos_weight: Tensor | None = None,
 ) -> Tensor:
     """binary_cross_entropy_with_logits as the textbook formula: log of a saturated sigmoid."""
     reduction = _mode(size_average, reduce, reduction)
@@ -368,8 +409,13 @@ def bce_logits_naive(
 
 
 def bce_logits_pos_weight_grad(
-    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
-    reduce: bool | None = None, reduction: str = "mean", pos_weight: Tensor | None = None,
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    pos_weight: Tensor | None = None,
 ) -> Tensor:
     """binary_cross_entropy_with_logits with the right value; the input gradient drops pos_weight."""
     reduction = _mode(size_average, reduce, reduction)
@@ -385,45 +431,93 @@ def bce_logits_pos_weight_grad(
 
 
 def ce_no_max_subtraction(
-    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
-    ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean",
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    ignore_index: int = -100,
+    reduce: bool | None = None,
+    reduction: str = "mean",
     label_smoothing: float = 0.0,
 ) -> Tensor:
     """cross_entropy whose log-softmax is x - log Σ exp(x), without subtracting max(x) first."""
-    return _cross_entropy(input, target, weight, ignore_index, _mode(size_average, reduce, reduction),
-                          label_smoothing, naive_logsumexp=True)
+    return _cross_entropy(
+        input,
+        target,
+        weight,
+        ignore_index,
+        _mode(size_average, reduce, reduction),
+        label_smoothing,
+        naive_logsumexp=True,
+    )
 
 
 def ce_smoothing_ignores_mask(
-    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
-    ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean",
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    ignore_index: int = -100,
+    reduce: bool | None = None,
+    reduction: str = "mean",
     label_smoothing: float = 0.0,
 ) -> Tensor:
     """cross_entropy whose label-smoothing term still counts the samples with target == ignore_index."""
-    return _cross_entropy(input, target, weight, ignore_index, _mode(size_average, reduce, reduction),
-                          label_smoothing, mask_smoothing=False)
+    return _cross_entropy(
+        input,
+        target,
+        weight,
+        ignore_index,
+        _mode(size_average, reduce, reduction),
+        label_smoothing,
+        mask_smoothing=False,
+    )
 
 
 def ce_weighted_mean_by_count(
-    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
-    ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean",
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    ignore_index: int = -100,
+    reduce: bool | None = None,
+    reduction: str = "mean",
     label_smoothing: float = 0.0,
 ) -> Tensor:
     """cross_entropy (class indices) whose 'mean' divides by the count of non-ignored samples even
     when class weights are given (torch divides by Σ weight[target])."""
-    return _cross_entropy(input, target, weight, ignore_index, _mode(size_average, reduce, reduction),
-                          label_smoothing, index_mean_by_count=True)
+    return _cross_entropy(
+        input,
+        target,
+        weight,
+        ignore_index,
+        _mode(size_average, reduce, reduction),
+        label_smoothing,
+        index_mean_by_count=True,
+    )
 
 
 def ce_probs_mean_by_weight_mass(
-    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
-    ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean",
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    ignore_index: int = -100,
+    reduce: bool | None = None,
+    reduction: str = "mean",
     label_smoothing: float = 0.0,
 ) -> Tensor:
     """cross_entropy (probability targets, with weight) whose 'mean' divides by the weighted target
     mass Σ_n Σ_k w_k t_nk (torch divides by the number of samples)."""
-    return _cross_entropy(input, target, weight, ignore_index, _mode(size_average, reduce, reduction),
-                          label_smoothing, probs_mean_by_weight_mass=True)
+    return _cross_entropy(
+        input,
+        target,
+        weight,
+        ignore_index,
+        _mode(size_average, reduce, reduction),
+        label_smoothing,
+        probs_mean_by_weight_mass=True,
+    )
 
 
 #: mutant -> (the spec variant it implements, the check expected to catch it)
