@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from conformance.backends import DType
 from conformance.errormodel import round_to
@@ -75,10 +76,7 @@ _VALUES = {
 
 @functools.cache  # strategies are immutable: build each once, not per draw
 def values(kind: str, dtype: DType, shape: tuple[int, ...]) -> st.SearchStrategy[Array]:
-    n = int(np.prod(shape)) if shape else 1
-    return st.lists(_VALUES[kind](dtype), min_size=n, max_size=n).map(
-        lambda xs: round_to(np.array(xs, dtype=np.float64).reshape(shape), dtype)
-    )
+    return hnp.arrays(np.float64, shape, elements=_VALUES[kind](dtype)).map(lambda a: round_to(a, dtype))
 
 
 @functools.cache

@@ -36,7 +36,7 @@ from oracle._stable import (
     SoftmaxMinusDelta,
     Softplus,
 )
-from spec import C
+from spec import C, i, k
 
 Array = np.ndarray[Any, Any]
 
@@ -169,13 +169,24 @@ class Lowered:
 def lower(expr: sp.Expr, names: tuple[str, ...], index_args: frozenset[str]) -> Lowered:
     """Compile ``expr`` into a vectorised NumPy function of the arrays named ``names``."""
     printer = _Printer(index_args)
-    body = printer.doprint(expr)
-    unpack = "".join(f"    {n} = env[{n!r}]\n" for n in (*names, "_C") if n in body or n == "_C")
-    source = f"def _lowered(env, _flips):\n{unpack}    return {body}\n"
+    # Common subexpressions are computed once (error scales repeat their operands many times).
+    # Subexpressions with a summation dummy (or the class count of its limits) stay in their Sum.
+    temps, (reduced,) = sp.cse(expr, symbols=sp.numbered_symbols("_t"), ignore=(k, i, C))
+    lines = [f"    {t} = {printer.doprint(e)}" for t, e in temps]
+    body = printer.doprint(reduced)
+    text = "\n".join(lines) + body
+    unpack = "".join(f"    {n} = env[{n!r}]\n" for n in (*names, "_C") if n in text or n == "_C")
+    assigns = "".join(ln + "\n" for ln in lines)
+    source = f"def _lowered(env, _flips):\n{unpack}{assigns}    return {body}\n"
     ns = dict(_NAMESPACE)
     exec(compile(source, f"<lowered {expr}>"[:80], "exec"), ns)
     fn: Callable[[Mapping[str, Array], Mapping[int, Array]], Array] = ns["_lowered"]  # type: ignore[assignment]
-    return Lowered(expr, source, fn, tuple(printer.switches))
+    switches = []
+    for m in printer.switches:  # margins in terms of the original symbols, not the temporaries
+        for t, e in reversed(temps):
+            m = m.xreplace({t: e})
+        switches.append(m)
+    return Lowered(expr, source, fn, tuple(switches))
 
 
 def expand_bound_deltas(e: sp.Expr, index_args: frozenset[str]) -> sp.Expr:
