@@ -104,17 +104,29 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config._conformance_active:  # type: ignore[attr-defined]
         return
     register_profiles()
-    if _seed(config) is None:
-        # Draw the session's seed here so that the header can print it and
-        # --hypothesis-seed=<it> replays the run (Hypothesis applies an explicit seed itself).
-        import random
-
-        import hypothesis.core
-
-        config._conformance_seed = random.randrange(2**32)  # type: ignore[attr-defined]
-        hypothesis.core.global_force_seed = config._conformance_seed  # type: ignore[attr-defined]
     backend_of(config)  # a requested backend that cannot run here is a usage error, not skips
     selected_losses(config)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Draw the session's seed (after Hypothesis has loaded the chosen profile), so that the header
+    can print it and ``--hypothesis-seed=<it>`` replays the run. A derandomised profile keeps its
+    per-test seeds; an explicit ``--hypothesis-seed`` is applied by Hypothesis itself."""
+    config = session.config
+    if not getattr(config, "_conformance_active", False) or _seed(config) is not None:
+        return
+    import random
+
+    import hypothesis.core
+    from hypothesis import settings
+
+    if settings().derandomize:
+        return
+    config._conformance_seed = random.randrange(2**32)  # type: ignore[attr-defined]
+    hypothesis.core.global_force_seed = config._conformance_seed  # type: ignore[attr-defined]
+    from conformance import harness
+
+    harness.SESSION["seed"] = config._conformance_seed  # type: ignore[attr-defined]
 
 
 def backend_of(config: pytest.Config) -> Any:
