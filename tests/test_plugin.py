@@ -68,9 +68,12 @@ def test_loss_selects_by_exact_name(pytester: pytest.Pytester) -> None:
     assert "mse_loss" not in out
 
 
-def test_header_and_a_real_run_from_any_directory(pytester: pytest.Pytester) -> None:
+def test_header_and_a_real_run_from_any_directory(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``pytest --pyargs conformance`` from an unrelated directory runs the suite; the header names the
     backend, device, versions, profile and seed."""
+    monkeypatch.delenv("CI", raising=False)  # the randomised profile (CI would load 'ci')
     result = _run(pytester, "--pyargs", "conformance", "--loss=mse_loss", "--hypothesis-seed=7")
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     result.stdout.fnmatch_lines(
