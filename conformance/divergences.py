@@ -92,6 +92,52 @@ def _ce_smoothing_term_overflows(case: Case, wrt: Sequence[str]) -> bool:
     return bool(np.abs(quotient) > _FINFO[case.dtype][1])
 
 
+def _weighted_sum_overflows(case: Case, wrt: Sequence[str]) -> bool:
+    """torch's weighted mean is (w·ℓ).sum() / w.sum() in the input's dtype: hit where the exact
+    Σ w·ℓ exceeds the dtype's largest value (the mean itself may be finite)."""
+    import oracle
+    from conformance.errormodel import _FINFO
+
+    if case.reduction != "mean" or "weight" not in case.arrays:
+        return False
+    extra = {k: v for k, v in case.arrays.items() if k not in ("input", "target")}
+    total = oracle.loss_value(
+        case.loss, case.arrays["input"], case.arrays["target"], reduction="sum", **extra, **case.options
+    )
+    return bool(np.abs(total) > _FINFO[case.dtype][1])
+
+
+def _weighted_mean_overflow(loss: str) -> Divergence:
+    return Divergence(
+        id=f"{loss.replace('_', '-')}-weighted-mean-overflow",
+        backends="torch-*",
+        loss=loss,
+        dtypes=("float16", "bfloat16", "float32"),
+        library="torch",
+        versions="2.13.*",
+        reason=(
+            "reduction='mean' with weight overflows to inf where the exact mean is finite: torch "
+            "computes (w·ℓ).sum() / w.sum() in the input's dtype, so the sum overflows first "
+            "(the unweighted mean accumulates in float32). Measured on torch 2.13.0+cpu, float16: "
+            "mse_loss(zeros(3, 3), full((3, 3), 43.), weight=full((3, 3), 4.)) -> inf (exact 1849; "
+            "without the weight: 1849)."
+        ),
+        hits=_weighted_sum_overflows,
+        witness=Case(
+            loss,
+            "default",
+            "float16",
+            {
+                "input": np.zeros((3, 3)),
+                "target": np.full((3, 3), 43.0 if loss == "mse_loss" else 7300.0),
+                "weight": np.full((3, 3), 4.0),
+            },
+            {},
+            "mean",
+        ),
+    )
+
+
 DIVERGENCES: tuple[Divergence, ...] = (
     Divergence(
         id="bce-float16-grad-0-over-0",
@@ -176,6 +222,8 @@ DIVERGENCES: tuple[Divergence, ...] = (
             "mean",
         ),
     ),
+    _weighted_mean_overflow("mse_loss"),
+    _weighted_mean_overflow("l1_loss"),
 )
 
 
