@@ -84,6 +84,9 @@ def _ce_smoothing_term_overflows(case: Case, wrt: Sequence[str]) -> bool:
 
     if case.reduction != "mean" or not case.options.get("label_smoothing") or case.variant != "class_index":
         return False
+    w = case.arrays.get("weight")
+    if w is None or not np.any((w > 0) & (w < 1e-3)):
+        return False  # cheap screen: with every weight 0 or >= 1e-3 the quotient stays far from overflow
     x = case.arrays["input"]
     c = x.shape[0 if x.ndim == 1 else 1]
     extra = {k: v for k, v in case.arrays.items() if k not in ("input", "target")}
@@ -100,6 +103,9 @@ def _weighted_sum_overflows(case: Case, wrt: Sequence[str]) -> bool:
 
     if case.reduction != "mean" or "weight" not in case.arrays:
         return False
+    x, y, w = np.broadcast_arrays(case.arrays["input"], case.arrays["target"], case.arrays["weight"])
+    if np.sum(w * np.maximum(1.0, np.abs(x) + np.abs(y)) ** 2) <= _FINFO[case.dtype][1]:
+        return False  # cheap screen: an upper bound of Σ w·ℓ for l1 and mse
     extra = {k: v for k, v in case.arrays.items() if k not in ("input", "target")}
     total = oracle.loss_value(
         case.loss, case.arrays["input"], case.arrays["target"], reduction="sum", **extra, **case.options

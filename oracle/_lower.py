@@ -165,6 +165,19 @@ class Lowered:
         with np.errstate(all="ignore"):
             return self.fn(env, flips or {})
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled as its source (see oracle._compile's cache)
+        return (_from_source, (self.expr, self.source, self.switches))
+
+
+def _exec(source: str, expr: sp.Expr) -> Callable[[Mapping[str, Array], Mapping[int, Array]], Array]:
+    ns = dict(_NAMESPACE)
+    exec(compile(source, f"<lowered {expr}>"[:80], "exec"), ns)
+    return ns["_lowered"]  # type: ignore[return-value]
+
+
+def _from_source(expr: sp.Expr, source: str, switches: tuple[sp.Expr, ...]) -> Lowered:
+    return Lowered(expr, source, _exec(source, expr), switches)
+
 
 def lower(expr: sp.Expr, names: tuple[str, ...], index_args: frozenset[str]) -> Lowered:
     """Compile ``expr`` into a vectorised NumPy function of the arrays named ``names``."""
@@ -178,9 +191,7 @@ def lower(expr: sp.Expr, names: tuple[str, ...], index_args: frozenset[str]) -> 
     unpack = "".join(f"    {n} = env[{n!r}]\n" for n in (*names, "_C") if n in text or n == "_C")
     assigns = "".join(ln + "\n" for ln in lines)
     source = f"def _lowered(env, _flips):\n{unpack}{assigns}    return {body}\n"
-    ns = dict(_NAMESPACE)
-    exec(compile(source, f"<lowered {expr}>"[:80], "exec"), ns)
-    fn: Callable[[Mapping[str, Array], Mapping[int, Array]], Array] = ns["_lowered"]  # type: ignore[assignment]
+    fn = _exec(source, expr)
     switches = []
     for m in printer.switches:  # margins in terms of the original symbols, not the temporaries
         for t, e in reversed(temps):
