@@ -98,7 +98,12 @@ def scale(e: sp.Expr) -> sp.Expr:
         u, v = e.args
         su, sv = scale(u), scale(v)
         prop = sp.Abs(2 * u / v) * su + sp.Abs(e / v) * sv if (su != 0 or sv != 0) else sp.S.Zero
-        return prop + SquareOver.error_scale(u, v) + UNDERFLOW * sp.Max(1, sp.Abs(u))
+        # u·u (or u/v) may underflow before the division by v amplifies it
+        return (
+            prop
+            + SquareOver.error_scale(u, v)
+            + 2 * UNDERFLOW * sp.Max(1, sp.Abs(u)) * sp.Max(1, 1 / sp.Abs(v))
+        )
     if isinstance(e, NODES):
         for a in e.args:
             if not (isinstance(a, (sp.Symbol, sp.IndexedBase, sp.Indexed)) or a.is_Number):
