@@ -5,6 +5,9 @@ it draws random and extreme points (the same families as ``tests/test_ground_tru
 prints per output (value, each gradient): the number of outputs, the worst ulp error among
 well-conditioned outputs, and the worst error / bound ratio (bound ``8·u·scale``) among the others;
 see :mod:`tests._groundtruth` for the criterion. Ratios <= 1 and ulps <= 2 are what the tests assert.
+For values it also reports the worst ulp error where the problem's own condition number
+``Σ|x ∂ℓ/∂x| / |ℓ|`` (from exact gradients) is at most 4, and for every output the worst ulp error
+over all finite exact results, however conditioned.
 """
 
 from __future__ import annotations
@@ -129,20 +132,46 @@ def measure(n_points: int, seed: int) -> list[gt.Record]:
     return out
 
 
+def condition(r: gt.Record) -> float:
+    """The condition number of a value output, Σ |x ∂ℓ/∂x| / |ℓ| over the differentiable inputs,
+    from the exact (mpmath) gradients: how much the problem itself amplifies relative perturbations
+    of its inputs, whatever the algorithm. inf for gradient outputs (not computed)."""
+    from spec.derive import variant_by_key
+    from tests import _mp
+
+    if r.form != "value" or not (np.isfinite(r.exact) and r.exact != 0):
+        return float("inf")
+    v = variant_by_key(r.key)
+    total = 0.0
+    for name in v.differentiable:
+        x = r.point[name]
+        if v.arg(name).axis == "class":
+            total += sum(abs(xj * _mp.exact(r.key, name, r.point, j=jj)) for jj, xj in enumerate(x))
+        else:
+            total += abs(x * _mp.exact(r.key, name, r.point))
+    return total / abs(r.exact)
+
+
 def report(recs: list[gt.Record]) -> str:
     groups: dict[tuple[str, str], list[gt.Record]] = defaultdict(list)
     for r in recs:
         groups[(r.key, r.form)].append(r)
     lines = [
         f"{'variant':34} {'output':7} {'n':>5} {'well':>5} {'max ulp (well)':>15} "
-        f"{'max err/bound (other)':>22}"
+        f"{'max err/bound (other)':>22} {'κ<=4':>5} {'max ulp (κ<=4)':>15} {'max ulp (all)':>14}"
     ]
     for (key, form), rs in groups.items():
         well = [r for r in rs if r.well_conditioned]
         other = [r for r in rs if not r.well_conditioned]
         mu = max((r.ulps for r in well), default=0.0)
         mb = max((r.bound_ratio for r in other), default=0.0)
-        lines.append(f"{key:34} {form:7} {len(rs):5d} {len(well):5d} {mu:15.3g} {mb:22.3g}")
+        kappa = [r for r in rs if form == "value" and condition(r) <= 4]
+        mk = max((r.ulps for r in kappa), default=0.0)
+        ma = max((r.ulps for r in rs if np.isfinite(r.exact)), default=0.0)
+        k_cols = f"{len(kappa):5d} {mk:15.3g}" if form == "value" else f"{'-':>5} {'-':>15}"
+        lines.append(
+            f"{key:34} {form:7} {len(rs):5d} {len(well):5d} {mu:15.3g} {mb:22.3g} {k_cols} {ma:14.3g}"
+        )
     bad = [r for r in recs if not r.ok]
     lines.append(f"{len(recs)} outputs, {len(bad)} outside their bound")
     lines.extend("  " + r.describe() for r in bad[:20])
