@@ -46,11 +46,20 @@ class Divergence:
 
 
 def _bce_half_zero_over_zero(case: Case, wrt: Sequence[str]) -> bool:
+    """Hit at input ∈ {0, 1}, where torch's float16 quotient (x - y) / max(x(1 - x), 0) divides by
+    0 (the floor 1e-12 rounds to 0 in float16), and where that quotient overflows while the spec's
+    gradient w·u·(x - y) / max(x(1 - x), 1e-12), for an upstream |u| >= 1/2 (divided by n for
+    'mean'), may still be finite in float16."""
     if "input" not in wrt:
         return False
     w = case.arrays.get("weight", np.ones(()))
     x, y, w = np.broadcast_arrays(case.arrays["input"], case.arrays["target"], w)
-    return bool(np.any(((x == 0) | (x == 1)) & ((x == y) | (w == 0))))
+    with np.errstate(all="ignore"):
+        quotient = np.abs(x - y) / (x * (1 - x))
+        spec = np.abs(w * (x - y)) / np.maximum(x * (1 - x), 1e-12)
+    smallest = 0.5 / x.size if case.reduction == "mean" else 0.5  # |upstream| >= 1/2, over n if mean
+    at_zero = x * (1 - x) == 0  # torch divides by exactly 0: ±inf, or NaN once the numerator underflows
+    return bool(np.any(at_zero | ((quotient > 65504) & (spec * smallest <= 65504))))
 
 
 def _bce_logits_pos_weight_cancels(case: Case, wrt: Sequence[str]) -> bool:
@@ -153,11 +162,13 @@ DIVERGENCES: tuple[Divergence, ...] = (
         library="torch",
         versions="2.13.*",
         reason=(
-            "float16 input gradient is NaN at input ∈ {0, 1} where input = target or weight = 0; "
-            "the spec (and torch's own float32/float64/bfloat16 results) give 0. The gradient floor "
-            "eps = float32(1e-12) is applied in float16, where it rounds to 0, so "
-            "w (x - y) / max(x(1 - x), eps) is 0/0 or 0·inf. "
-            "Measured on torch 2.13.0+cpu: x = [0., 1.], y = [0., 1.] -> grad [nan, nan]."
+            "float16 input gradient is NaN or ±inf where the spec's w·(x - y)/max(x(1 - x), eps) "
+            "is finite: torch forms (x - y)/max(x(1 - x), eps) in float16 before the weight and the "
+            "upstream gradient, and eps = float32(1e-12) rounds to 0 there, so at input ∈ {0, 1} it "
+            "divides by 0 and near them it overflows (its float32/float64/bfloat16 results are "
+            "right). Measured on torch 2.13.0+cpu: x = [0., 1.], y = [0., 1.] -> grad [nan, nan] "
+            "(spec 0); x = 0, y = 2^-24, upstream 0.5 -> nan (spec -29802.3); x = 2^-24, y = 1, "
+            "weight 0 -> nan (spec -0)."
         ),
         hits=_bce_half_zero_over_zero,
         witness=Case(
