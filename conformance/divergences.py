@@ -106,13 +106,16 @@ def _ce_smoothing_term_overflows(case: Case, wrt: Sequence[str]) -> bool:
 
 def _weighted_sum_overflows(case: Case, wrt: Sequence[str]) -> bool:
     """torch's weighted mean is (w·ℓ).sum() / w.sum() in the input's dtype: hit where the exact
-    Σ w·ℓ exceeds the dtype's largest value (the mean itself may be finite)."""
+    Σ w·ℓ exceeds the dtype's largest value (the mean itself may be finite), or, for gradients,
+    where upstream / Σ w overflows."""
     import oracle
     from conformance.errormodel import _FINFO
 
     if case.reduction != "mean" or "weight" not in case.arrays:
         return False
     x, y, w = np.broadcast_arrays(case.arrays["input"], case.arrays["target"], case.arrays["weight"])
+    if wrt and 0 < np.sum(w) < 2 / _FINFO[case.dtype][1]:
+        return True  # the gradient's upstream / Σ w (|upstream| <= 2) overflows
     if np.sum(w * np.maximum(1.0, np.abs(x) + np.abs(y)) ** 2) <= _FINFO[case.dtype][1]:
         return False  # cheap screen: an upper bound of Σ w·ℓ for l1 and mse
     extra = {k: v for k, v in case.arrays.items() if k not in ("input", "target")}
@@ -127,15 +130,17 @@ def _weighted_mean_overflow(loss: str) -> Divergence:
         id=f"{loss.replace('_', '-')}-weighted-mean-overflow",
         backends="torch-*",
         loss=loss,
-        dtypes=("float16", "bfloat16", "float32"),
+        dtypes=("float64", "float32", "float16", "bfloat16"),
         library="torch",
         versions="2.13.*",
         reason=(
             "reduction='mean' with weight overflows to inf where the exact mean is finite: torch "
             "computes (w·ℓ).sum() / w.sum() in the input's dtype, so the sum overflows first "
-            "(the unweighted mean accumulates in float32). Measured on torch 2.13.0+cpu, float16: "
-            "mse_loss(zeros(3, 3), full((3, 3), 43.), weight=full((3, 3), 4.)) -> inf (exact 1849; "
-            "without the weight: 1849)."
+            "(the unweighted mean accumulates in float32); likewise its gradient forms "
+            "upstream / Σ w, which overflows for a subnormal total weight. Measured on torch "
+            "2.13.0+cpu, float16: mse_loss(zeros(3, 3), full((3, 3), 43.), weight=full((3, 3), 4.)) "
+            "-> inf (exact 1849; without the weight: 1849); float64: mse_loss(0., 2.2e-309, "
+            "weight=2.2e-309) with upstream 2 -> input gradient -inf (exact -8.9e-309)."
         ),
         hits=_weighted_sum_overflows,
         witness=Case(

@@ -321,7 +321,8 @@ def evaluate(
             if upstream is None
             else np.broadcast_to(np.asarray(upstream, np.float64), prep.out_shape)
         )
-        fscale = np.abs(factor) * 0
+        denom_g = np.float64(1.0)
+        rel_denom = 0.0
     else:
         total = np.sum(val)
         sum_scale = np.sum(sc) + max(n - 1, 0) * np.sum(np.abs(val)) + abs(total) + n * underflow
@@ -329,7 +330,7 @@ def evaluate(
         if reduction == "sum":
             value, vlo, vhi, vsc = total, np.sum(lo), np.sum(hi), sum_scale
             factor = np.full(prep.out_shape, u)
-            fscale = np.zeros(prep.out_shape)
+            denom_g, rel_denom = np.float64(1.0), 0.0
         else:
             denom = np.sum(mw)
             if denom == 0:
@@ -341,9 +342,10 @@ def evaluate(
                 value = total / denom
                 vlo, vhi = np.sum(lo) / denom, np.sum(hi) / denom
                 vsc = sum_scale / abs(denom) + (n + 1) * abs(value)
-                factor = np.full(prep.out_shape, u / denom)
-                # the denominator is itself a sum of n terms
-                fscale = np.abs(factor) * (n + 1)
+                # the gradient is g·u / denom, multiplied before dividing: u / denom overflows for
+                # a subnormal total weight where the gradient itself is representable
+                factor = np.full(prep.out_shape, u)
+                denom_g, rel_denom = denom, float(n + 1)  # the denominator is itself a sum of n terms
         value, vlo, vhi, vsc = (np.asarray(a, np.float64) for a in (value, vlo, vhi, vsc))
     denominator = float(np.sum(mw)) if reduction == "mean" else None  # 0 where the mean is NaN
 
@@ -357,16 +359,20 @@ def evaluate(
             raise _fail("wrt", f"differentiable arguments of {v.key}: {list(v.differentiable)}", repr(name))
         g, gl, gh, gs = _per_element(c.grads[name], env, branch_tol)
         f = factor[..., None] if squeeze else factor
-        fs = fscale[..., None] if squeeze else fscale
         k = keep[..., None] if squeeze else keep
         with np.errstate(all="ignore"):
-            a, b = gl * f, gh * f
+            a, b = gl * f / denom_g, gh * f / denom_g
+            gf = g * f / denom_g
             out = [
-                np.where(k, g * f, 0.0),
+                np.where(k, gf, 0.0),
                 np.where(k, np.fmin(a, b), 0.0),
                 np.where(k, np.fmax(a, b), 0.0),
                 np.where(
-                    k, gs * np.maximum(np.abs(f), 1.0) + np.abs(g * f) + np.abs(g) * fs + underflow, 0.0
+                    k,
+                    np.maximum(gs * np.abs(f) / abs(denom_g), gs)
+                    + np.abs(gf) * (1 + rel_denom)
+                    + underflow,
+                    0.0,
                 ),
             ]
         # (the upstream factor may be applied before any intermediate of g: its scale is not
