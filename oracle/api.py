@@ -369,9 +369,7 @@ def evaluate(
                 np.where(k, np.fmax(a, b), 0.0),
                 np.where(
                     k,
-                    np.maximum(gs * np.abs(f) / abs(denom_g), gs)
-                    + np.abs(gf) * (1 + rel_denom)
-                    + underflow,
+                    np.maximum(gs * np.abs(f) / abs(denom_g), gs) + np.abs(gf) * (1 + rel_denom) + underflow,
                     0.0,
                 ),
             ]
