@@ -145,12 +145,17 @@ def replay(
 
     ``impl`` maps a loss name to the ``module:attribute`` of an implementation that replaces the
     backend's own (as the failing run did)."""
-    from conformance.backends import load_object, resolve
+    from conformance.backends import resolve
     from conformance.backends.override import OverrideBackend
 
     b = resolve(backend) if isinstance(backend, str) else backend
     if impl:
-        b = OverrideBackend(b, {k: load_object(v) for k, v in impl.items()})
+        from pathlib import Path
+
+        from conformance import impl as impl_mod
+
+        impls = {k: impl_mod.load(f"{k}={v}", Path.cwd()) for k, v in impl.items()}
+        b = OverrideBackend(b, {k: i.fn for k, i in impls.items()}, impls=impls)
     case = Case(loss, variant, dtype, dict(arrays), dict(options), reduction)
     got = run(b, case, wrt=wrt, upstream=upstream, layout=layout)
     exp = expected(case, wrt=wrt, upstream=upstream)
@@ -199,6 +204,16 @@ def reject_known(backend: Backend, case: Case, wrt: Sequence[str] = ()) -> None:
 
     from conformance.divergences import known
 
+    unsupported = _unsupported(backend, case)
+    if unsupported:
+        from hypothesis import assume as _assume
+        from hypothesis.control import currently_in_test_context as _in_test
+
+        if _in_test():
+            _assume(False)
+        import pytest
+
+        pytest.skip(f"the implementation of {case.loss} does not take {unsupported} (left unchecked)")
     d = known(backend, case, wrt)
     if d is None:
         return
@@ -207,6 +222,39 @@ def reject_known(backend: Backend, case: Case, wrt: Sequence[str] = ()) -> None:
     import pytest
 
     pytest.xfail(f"known divergence {d.id}: {d.reason}")  # a fixed special point that hits one
+
+
+def fixed_options(backend: Backend, loss: str) -> frozenset[str]:
+    """The options of ``loss`` that the backend's --impl does not take (drawn at their defaults)."""
+    impl = getattr(backend, "impls", {}).get(loss)
+    return frozenset(impl.unchecked) if impl is not None else frozenset()
+
+
+def require(backend: Backend, loss: str, option: str) -> None:
+    """Skip a check that needs ``option`` when the --impl of ``loss`` does not take it."""
+    impl = getattr(backend, "impls", {}).get(loss)
+    if impl is not None and not impl.supports(option):
+        import pytest
+
+        pytest.skip(f"the implementation of {loss} does not take {option!r}: {impl.unchecked[option]}")
+
+
+def _unsupported(backend: Backend, case: Case) -> str | None:
+    """The first option ``case`` sets away from its default that the --impl of its loss lacks."""
+    impl = getattr(backend, "impls", {}).get(case.loss)
+    if impl is None or not impl.unchecked:
+        return None
+    from conformance.impl import _options
+
+    defaults = _options(case.loss)
+    used = {**{k: v for k, v in case.options.items()}, "reduction": case.reduction}
+    for k, v in used.items():
+        if not impl.supports(k) and v != defaults.get(k):
+            return k
+    for k in case.arrays:
+        if k not in ("input", "target") and not impl.supports(k):
+            return k
+    return None
 
 
 def check(

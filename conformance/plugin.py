@@ -38,13 +38,30 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         help="only check these losses (exact torch.nn.functional names); also spelled --loss when the "
         "command line names the suite",
     )
+    group.addoption(
+        "--conformance-impl",
+        dest="conformance_impl",
+        action="append",
+        default=[],
+        metavar="NAME=MOD:ATTR",
+        help="replace loss NAME of the backend with package.module:attribute (a function with the "
+        "torch.nn.functional signature, or an nn.Module subclass); repeatable; also spelled --impl "
+        "when the command line names the suite",
+    )
     # The short spellings exist only in runs that name the suite, so that a user's own --backend or
     # --loss option (pytest refuses duplicates) keeps working in every other run.
     config = pluginmanager.get_plugin("pytestconfig")
     if config is not None and _targets_suite(config.invocation_params.args, config.invocation_params.dir):
-        for short, dest in (("--backend", "conformance_backend"), ("--loss", "conformance_loss")):
+        for short, dest in (
+            ("--backend", "conformance_backend"),
+            ("--loss", "conformance_loss"),
+            ("--impl", "conformance_impl"),
+        ):
+            extra: dict[str, Any] = (
+                {"action": "append", "default": []} if short == "--impl" else {"default": None}
+            )
             try:
-                group.addoption(short, dest=dest, default=None, help=f"short for --conformance-{short[2:]}")
+                group.addoption(short, dest=dest, help=f"short for --conformance-{short[2:]}", **extra)
             except ValueError:  # another plugin owns it: the long spelling still works
                 pass
 
@@ -69,7 +86,11 @@ def _targets_suite(args: Sequence[str], invocation_dir: Path) -> bool:
 
 def _active(config: pytest.Config) -> bool:
     """Whether this run collects the conformance suite (so it may import the backend)."""
-    if config.getoption("conformance_backend") or config.getoption("conformance_loss"):
+    if (
+        config.getoption("conformance_backend")
+        or config.getoption("conformance_loss")
+        or config.getoption("conformance_impl")
+    ):
         return True
     return _targets_suite([*config.invocation_params.args, *config.args], config.invocation_params.dir)
 
@@ -144,6 +165,16 @@ def backend_of(config: pytest.Config) -> Any:
     reason = backend.unavailable()
     if reason:
         raise pytest.UsageError(f"--backend={name} cannot run here: {reason}")
+    impl_specs = config.getoption("conformance_impl") or []
+    if impl_specs:
+        from conformance import impl as impl_mod
+        from conformance.backends.override import OverrideBackend
+
+        try:
+            impls = {i.loss: i for i in (impl_mod.load(s, config.invocation_params.dir) for s in impl_specs)}
+        except BackendError as e:
+            raise pytest.UsageError(str(e)) from None
+        backend = OverrideBackend(backend, {k: i.fn for k, i in impls.items()}, impls=impls)
     config._conformance_backend = backend  # type: ignore[attr-defined]
     from conformance import harness
 
@@ -184,8 +215,11 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     seed = _seed(config)
     current = settings()
     derand = current.derandomize
+    from conformance.impl import describe
+
     return [
         f"conformance: backend {backend.name} ({desc}); numpy {numpy.__version__}, sympy {sympy.__version__}",
+        *describe(getattr(backend, "impls", {})),
         f"conformance: hypothesis profile {profile!r} (max_examples {current.max_examples}, "
         f"{'derandomized' if derand else f'seed {seed}; replay with --hypothesis-seed={seed}'}), "
         f"CI={os.environ.get('CI', '')!r}",

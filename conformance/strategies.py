@@ -115,8 +115,10 @@ def cases(
     reductions: Sequence[str] = REDUCTIONS,
     shape: tuple[int, ...] | None = None,
     optional: bool = True,
+    fixed: frozenset[str] = frozenset(),
 ) -> Case:
-    """A case of ``variant`` in ``dtype``. ``optional=False`` leaves optional tensors at None."""
+    """A case of ``variant`` in ``dtype``. ``optional=False`` leaves optional tensors at None;
+    options named in ``fixed`` (those an implementation does not take) keep their defaults."""
     arrays: dict[str, Array] = {}
     options: dict[str, Any] = {}
     if variant.has_class_axis:
@@ -128,15 +130,19 @@ def cases(
         shape = shape if shape is not None else draw(element_shapes())
         c, sample = 0, shape
     ignore = None
+    if "reduction" in fixed:
+        reductions = ("mean",)  # torch's default
     for p in variant.params:
-        if p.name == variant.ignore:
+        if p.name in fixed:
+            options[p.name] = p.default
+        elif p.name == variant.ignore:
             ignore = draw(st.sampled_from([int(p.default), *range(c)]))
             options[p.name] = ignore
         else:
             options[p.name] = draw(param_value(p, dtype))
     for a in variant.args:
         if a.optional:
-            if not optional or not draw(st.booleans()):
+            if not optional or a.name in fixed or not draw(st.booleans()):
                 continue
             if a.broadcast == "class":
                 ashape: tuple[int, ...] = (c,)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from conformance.backends import DType
 from conformance.errormodel import compare
-from conformance.harness import expected, fail, reject_known, run
+from conformance.harness import expected, fail, fixed_options, reject_known, require, run
 from conformance.strategies import Case, cases
 from spec import Variant
 
@@ -32,7 +32,7 @@ def spec_property(name: str) -> Any:
 def test_shift_invariant(backend: Any, variant: Variant, dtype: DType, data: st.DataObject) -> None:
     """Adding a constant to every logit of a sample leaves the loss unchanged. Logits are multiples
     of 1/8 in [-8, 8] and the shift an integer, so the shifted logits are exact in every dtype."""
-    case = data.draw(cases(variant, dtype), label="case")
+    case = data.draw(cases(variant, dtype, fixed=fixed_options(backend, variant.loss)), label="case")
     x = case.arrays["input"]
     q = np.array(data.draw(st.lists(st.integers(-64, 64), min_size=x.size, max_size=x.size)), float) / 8
     shift = data.draw(st.integers(-8, 8).filter(bool), label="shift")
@@ -51,7 +51,7 @@ def test_shift_invariant(backend: Any, variant: Variant, dtype: DType, data: st.
 @given(data=st.data())
 def test_zero_at_target(backend: Any, variant: Variant, dtype: DType, data: st.DataObject) -> None:
     """At input == target the loss is exactly 0 and so is its gradient (|0| = 0, 0² = 0, sgn(0) = 0)."""
-    case = data.draw(cases(variant, dtype), label="case")
+    case = data.draw(cases(variant, dtype, fixed=fixed_options(backend, variant.loss)), label="case")
     case = dataclasses.replace(case, arrays={**case.arrays, "target": case.arrays["input"].copy()})
     # a mean over zero total weight is NaN, not 0: the property is about the loss, not 0/0
     assume(exp_finite(case, variant.differentiable))
@@ -67,7 +67,7 @@ def test_zero_at_target(backend: Any, variant: Variant, dtype: DType, data: st.D
 def test_grad_sums_to_zero(backend: Any, variant: Variant, dtype: DType, data: st.DataObject) -> None:
     """The input gradient sums to zero over the class axis (softmax's gradient is orthogonal to
     shifts); for probability targets this holds for any targets, one-hot ones included."""
-    case = data.draw(cases(variant, dtype), label="case")
+    case = data.draw(cases(variant, dtype, fixed=fixed_options(backend, variant.loss)), label="case")
     exp = expected(case, wrt=("input",))
     # where the gradient is undefined (a mean over zero total weight: NaN) there is no sum to check
     assume(bool(np.all(np.isfinite(exp.grads["input"]))))
@@ -88,10 +88,14 @@ def test_grad_sums_to_zero(backend: Any, variant: Variant, dtype: DType, data: s
 @given(data=st.data())
 def test_batch_is_per_sample(backend: Any, variant: Variant, dtype: DType, data: st.DataObject) -> None:
     """The unreduced losses of a batch equal the losses of each sample evaluated alone."""
+    require(backend, variant.loss, "reduction")
     # a batch of at least two: (N, *) element-wise, (N, C, d1, ...) over classes
     dims = st.lists(st.integers(1, 3), min_size=1 if variant.has_class_axis else 0, max_size=3)
     shape = data.draw(st.tuples(st.integers(2, 4), dims).map(lambda t: (t[0], *t[1])), label="shape")
-    case = data.draw(cases(variant, dtype, reductions=("none",), shape=shape), label="case")
+    case = data.draw(
+        cases(variant, dtype, fixed=fixed_options(backend, variant.loss), reductions=("none",), shape=shape),
+        label="case",
+    )
     x = case.arrays["input"]
     reject_known(backend, case)
     whole = run(backend, case).value

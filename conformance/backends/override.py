@@ -15,9 +15,15 @@ from conformance.backends import Backend, DType, Layout
 
 
 class OverrideBackend:
-    def __init__(self, base: Backend, overrides: Mapping[str, Callable[..., Any]]) -> None:
+    def __init__(
+        self,
+        base: Backend,
+        overrides: Mapping[str, Callable[..., Any]],
+        impls: Mapping[str, Any] | None = None,
+    ) -> None:
         self.base = base
         self.overrides = dict(overrides)
+        self.impls = dict(impls or {})  # loss -> conformance.impl.Impl, when loaded by --impl
         self.name = base.name + "".join(
             f"+{k}={getattr(v, '__qualname__', v)}" for k, v in self.overrides.items()
         )

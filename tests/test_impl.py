@@ -1,0 +1,74 @@
+"""``--impl NAME=module:attribute``: a user's function or nn.Module checked in place of the
+backend's loss, through pytester subprocess runs from a directory holding the user's file."""
+
+from __future__ import annotations
+
+import pytest
+
+CUSTOM_MSE = """
+import torch
+from torch import nn
+
+
+class Custom_MSE(nn.Module):  # the seed tutorial's module: no reduction, no weight
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, predictions, target):
+        return torch.mean(torch.square(predictions - target))
+
+
+def mse_missing_factor_two(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    return 0.5 * torch.nn.functional.mse_loss(input, target, reduction=reduction, weight=weight)
+
+
+not_callable = 42
+"""
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    pytester.makepyfile(user_losses=CUSTOM_MSE)
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--pyargs", "conformance", *args)
+
+
+def test_module_impl_from_the_current_directory_passes(pytester: pytest.Pytester) -> None:
+    """An nn.Module subclass in the user's own (uninstalled) file; the options it lacks are reported."""
+    result = _run(pytester, "--loss=mse_loss", "--impl=mse_loss=user_losses:Custom_MSE")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "conformance: --impl mse_loss=user_losses:Custom_MSE; options left at their defaults "
+            "(unchecked): reduction (not a parameter of Custom_MSE.__init__); "
+            "weight (not a parameter of Custom_MSE.__init__)"
+        ]
+    )
+
+
+def test_wrong_function_impl_fails_with_a_reproduction(pytester: pytest.Pytester) -> None:
+    result = _run(
+        pytester,
+        "--loss=mse_loss",
+        "--impl=mse_loss=user_losses:mse_missing_factor_two",
+        "-k",
+        "test_value and float64",
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = result.stdout.str()
+    assert "mse_loss (default) does not conform on torch-cpu+mse_loss=mse_missing_factor_two" in out
+    assert "impl={'mse_loss': 'user_losses:mse_missing_factor_two'}" in out
+
+
+@pytest.mark.parametrize(
+    ("impl", "says"),
+    [
+        ("mse_loss", "expected NAME=package.module:attribute"),
+        ("mse_los=user_losses:Custom_MSE", "unknown loss 'mse_los'; expected one of"),
+        ("mse_loss=no_such_module:f", "cannot import 'no_such_module'"),
+        ("mse_loss=user_losses:missing", "has no attribute 'missing'"),
+        ("mse_loss=user_losses:not_callable", "neither callable nor an nn.Module subclass"),
+    ],
+)
+def test_bad_impl_is_a_usage_error(pytester: pytest.Pytester, impl: str, says: str) -> None:
+    result = _run(pytester, "--loss=mse_loss", f"--impl={impl}", "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert says in result.stderr.str(), result.stderr.str()
