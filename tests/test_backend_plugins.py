@@ -1,0 +1,70 @@
+"""Third-party backends: found through the entry-point group ``loss_conformance.backends`` or named
+as ``package.module:attribute`` (an instance or a zero-argument factory)."""
+
+from __future__ import annotations
+
+import pytest
+
+BACKEND_MODULE = '''
+from conformance.backends.torch_backend import TorchBackend
+
+
+class Wrapped(TorchBackend):
+    """torch-cpu under another name, as a third-party backend would be."""
+
+    def __init__(self):
+        super().__init__("cpu")
+        self.name = "thirdparty"
+
+
+INSTANCE = Wrapped()
+
+
+def make():
+    return Wrapped()
+
+
+NOT_A_BACKEND = object()
+'''
+
+
+def _setup(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(thirdparty_backend=BACKEND_MODULE)
+    dist = pytester.mkdir("thirdparty-0.1.dist-info")
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[loss_conformance.backends]\nthirdparty = thirdparty_backend:INSTANCE\n"
+    )
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    _setup(pytester)
+    return pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "--pyargs",
+        "conformance",
+        "--loss=l1_loss",
+        "-k",
+        "test_value and not float16",
+        *args,
+    )
+
+
+@pytest.mark.parametrize("backend", ["thirdparty", "thirdparty_backend:INSTANCE", "thirdparty_backend:make"])
+def test_third_party_backend_runs(pytester: pytest.Pytester, backend: str) -> None:
+    result = _run(pytester, f"--backend={backend}")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(["conformance: backend thirdparty (device cpu, torch *)*"])
+
+
+def test_entry_point_backend_is_listed_among_the_choices(pytester: pytest.Pytester) -> None:
+    result = _run(pytester, "--backend=nope")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "'thirdparty'" in result.stderr.str() and "'torch-cpu'" in result.stderr.str()
+
+
+def test_not_a_backend_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = _run(pytester, "--backend=thirdparty_backend:NOT_A_BACKEND")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "is not a Backend" in result.stderr.str()
