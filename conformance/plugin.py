@@ -48,6 +48,14 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         "torch.nn.functional signature, or an nn.Module subclass); repeatable; also spelled --impl "
         "when the command line names the suite",
     )
+    group.addoption(
+        "--conformance-report",
+        dest="conformance_report",
+        default=None,
+        metavar="PATH",
+        help="write loss x check x dtype -> outcome, with counterexamples, as Markdown (JSON if PATH ends "
+        "in .json); whole under pytest-xdist",
+    )
     # The short spellings exist only in runs that name the suite, so that a user's own --backend or
     # --loss option (pytest refuses duplicates) keeps working in every other run.
     config = pluginmanager.get_plugin("pytestconfig")
@@ -125,6 +133,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config._conformance_active:  # type: ignore[attr-defined]
         return
     register_profiles()
+    path = config.getoption("conformance_report")
+    if path and not hasattr(config, "workerinput"):  # the xdist controller (or a plain run) writes it
+        from conformance.report import Recorder
+
+        config.pluginmanager.register(
+            Recorder(Path(config.invocation_params.dir, path)), "conformance-report"
+        )
     backend_of(config)  # a requested backend that cannot run here is a usage error, not skips
     selected_losses(config)
 
@@ -224,3 +239,21 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         f"{'derandomized' if derand else f'seed {seed}; replay with --hypothesis-seed={seed}'}), "
         f"CI={os.environ.get('CI', '')!r}",
     ]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
+    """Attach the check's coordinates and a failure's reproduction to the report (for
+    --conformance-report)."""
+    outcome = yield
+    if not getattr(item.config, "_conformance_active", False) or not item.config.getoption(
+        "conformance_report"
+    ):
+        return
+    from conformance.harness import ConformanceFailure
+    from conformance.report import FAILURE, KEY, describe_item
+
+    rep = outcome.get_result()
+    rep.user_properties.append((KEY, describe_item(item)))
+    if call.excinfo is not None and isinstance(call.excinfo.value, ConformanceFailure):
+        rep.user_properties.append((FAILURE, str(call.excinfo.value)))

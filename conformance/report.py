@@ -1,0 +1,95 @@
+"""``--conformance-report=PATH``: loss × check × dtype → outcome, with each failure's counterexample.
+
+Markdown by default, JSON when PATH ends in ``.json``. The JSON layout is a list of records::
+
+    {"loss": "cross_entropy", "variant": "class_index", "check": "test_gradient",
+     "dtype": "float32", "params": "layout=sliced",          # other parameters, or ""
+     "outcome": "passed" | "failed" | "xfailed" | "xpassed" | "skipped" | "error",
+     "detail": "<skip/xfail reason, or the failure's reproduction>", "nodeid": "<pytest node id>"}
+
+Records travel in each test report's ``user_properties``, so the file is whole under pytest-xdist
+(written once, by the controller) and pytest's own ``--junitxml`` is untouched.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+KEY = "conformance_case"
+FAILURE = "conformance_failure"
+
+
+def describe_item(item: pytest.Item) -> dict[str, str]:
+    """loss / variant / check / dtype / other params of a collected check."""
+    cs = getattr(item, "callspec", None)
+    params: dict[str, Any] = dict(cs.params) if cs is not None else {}
+    v = params.pop("variant", None)
+    if v is None and "divergence" in params:
+        v_loss, v_name = params.pop("divergence").loss, "default"
+    else:
+        v_loss, v_name = (getattr(v, "loss", ""), getattr(v, "name", "")) if v is not None else ("", "")
+    dtype = str(params.pop("dtype", ""))
+    params.pop("point", None)
+    rest = ", ".join(f"{k}={val}" for k, val in sorted(params.items()))
+    return {
+        "loss": v_loss,
+        "variant": v_name,
+        "check": getattr(item, "originalname", item.name),
+        "dtype": dtype,
+        "params": rest,
+        "nodeid": item.nodeid,
+    }
+
+
+class Recorder:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: dict[str, dict[str, str]] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        props: dict[str, Any] = dict(report.user_properties)
+        case = props.get(KEY)
+        if case is None:
+            return
+        row = self.rows.setdefault(report.nodeid, {**case, "outcome": "passed", "detail": ""})
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            if hasattr(report, "wasxfail"):
+                row["outcome"] = "xfailed" if report.skipped else "xpassed"
+                row["detail"] = str(report.wasxfail)
+            elif report.skipped:
+                row["outcome"] = "skipped"
+                lr = report.longrepr
+                row["detail"] = lr[2] if isinstance(lr, tuple) else str(lr)
+            elif report.failed:
+                row["outcome"] = "failed" if report.when == "call" else "error"
+                row["detail"] = props.get(FAILURE) or report.longreprtext.strip().splitlines()[-1]
+        elif report.when == "teardown" and report.failed:
+            row["outcome"], row["detail"] = "error", report.longreprtext.strip().splitlines()[-1]
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        rows = sorted(
+            self.rows.values(), key=lambda r: (r["loss"], r["variant"], r["check"], r["dtype"], r["params"])
+        )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.suffix == ".json":
+            self.path.write_text(json.dumps(rows, indent=1) + "\n")
+            return
+        lines = [
+            "# Conformance report",
+            "",
+            "| loss | check | dtype | params | outcome |",
+            "|---|---|---|---|---|",
+        ]
+        for r in rows:
+            loss = r["loss"] + (f" ({r['variant']})" if r["variant"] not in ("", "default") else "")
+            lines.append(f"| {loss} | {r['check']} | {r['dtype']} | {r['params']} | {r['outcome']} |")
+        details = [r for r in rows if r["outcome"] in ("failed", "error", "skipped", "xfailed", "xpassed")]
+        if details:
+            lines += ["", "## Details", ""]
+            for r in details:
+                lines += [f"### `{r['nodeid']}`: {r['outcome']}", "", "```", r["detail"], "```", ""]
+        self.path.write_text("\n".join(lines) + "\n")

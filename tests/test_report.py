@@ -1,0 +1,49 @@
+"""``--conformance-report``: a whole report of loss × check × dtype → outcome, with counterexamples,
+also under pytest-xdist, while pytest's own ``--junitxml`` keeps working."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+WRONG = """
+import torch
+
+
+def mse_half(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    return 0.5 * torch.nn.functional.mse_loss(input, target, reduction=reduction, weight=weight)
+"""
+
+
+def test_json_report_is_whole_under_xdist(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(wrong_mse=WRONG)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--pyargs", "conformance", "--loss=mse_loss",
+        "--impl=mse_loss=wrong_mse:mse_half", "-n", "2", "-k", "test_value or test_empty_batch",
+        "--conformance-report=out/report.json", "--junitxml=out/junit.xml",
+    )  # fmt: skip
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    rows = json.loads((pytester.path / "out" / "report.json").read_text())
+    values = [r for r in rows if r["check"] == "test_value"]
+    assert sorted(r["dtype"] for r in values) == ["bfloat16", "float16", "float32", "float64"]
+    assert {r["outcome"] for r in values} == {"failed"}
+    assert all("does not conform" in r["detail"] and "replay(" in r["detail"] for r in values)
+    empty = [r for r in rows if r["check"] == "test_empty_batch"]
+    assert len(empty) == 3 and all(r["loss"] == "mse_loss" for r in empty)
+    junit = ET.parse(pytester.path / "out" / "junit.xml").getroot()
+    assert int(junit.find("testsuite").get("tests")) == len(rows)  # type: ignore[union-attr]
+
+
+def test_markdown_report(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--pyargs", "conformance", "--loss=l1_loss",
+        "-k", "empty_batch or divergence", "--conformance-report=report.md",
+    )  # fmt: skip
+    assert result.ret == pytest.ExitCode.OK
+    text = (pytester.path / "report.md").read_text()
+    assert "| loss | check | dtype | params | outcome |" in text
+    assert "| l1_loss | test_empty_batch |  | reduction=mean | passed |" in text
+    assert "| l1_loss | test_known_divergence |  |  | xfailed |" in text
+    assert "known divergence" in text or "overflows" in text  # the xfail's reason in the details
