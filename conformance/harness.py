@@ -64,6 +64,7 @@ def run(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = fn(t["input"], t["target"], **rest, **case.kwargs())
+        _check_result(out, t["input"], case)
         grads: dict[str, Array | None] = {}
         if wrt:
             u = np.ones(np.shape(backend.to_numpy(out))) if upstream is None else upstream
@@ -71,6 +72,20 @@ def run(
             grads = dict(zip(wrt, gs, strict=True))
     mutated = [k for k, v in t.items() if not np.array_equal(before[k], backend.to_numpy(v), equal_nan=True)]
     return Outcome(backend.to_numpy(out), grads, mutated, [str(w.message) for w in caught])
+
+
+class BadResult(TypeError):
+    """A loss returned something that is not a tensor of the input's kind and dtype."""
+
+
+def _check_result(out: Any, like: Any, case: Case) -> None:
+    if type(out) is not type(like) and not isinstance(out, type(like)):
+        raise BadResult(
+            f"returned a {type(out).__module__}.{type(out).__qualname__}, not a {type(like).__qualname__}"
+        )
+    got = getattr(out, "dtype", None)
+    if got is not None and str(got).rsplit(".", 1)[-1] != case.dtype:
+        raise BadResult(f"returned dtype {got} for {case.dtype} inputs")
 
 
 def expected(case: Case, *, wrt: Sequence[str] = (), upstream: Array | None = None) -> oracle.Evaluation:
@@ -276,6 +291,8 @@ def check(
     exp = expected(case, wrt=wrt, upstream=upstream)
     try:
         got = run(backend, case, wrt=wrt, upstream=upstream, layout=layout)
+    except BadResult as e:
+        raise fail(backend, case, str(e), wrt=wrt, upstream=upstream, layout=layout) from e
     except Exception as e:  # the backend raised on valid input
         raise fail(
             backend, case, f"raised {type(e).__name__}: {e}", wrt=wrt, upstream=upstream, layout=layout
