@@ -23,6 +23,8 @@ Array = np.ndarray[Any, Any]
 
 #: set by the plugin: the Hypothesis seed of this session, printed in reproductions
 SESSION: dict[str, Any] = {"seed": None, "backend": None}
+#: id(backend) -> conformance.isolate.IsolatedRunner, for backends whose calls run in a worker
+RUNNERS: dict[int, Any] = {}
 
 
 class ConformanceFailure(AssertionError):
@@ -54,7 +56,19 @@ def run(
     layout: Layout = "contiguous",
     impl: Any = None,
 ) -> Outcome:
-    """Call the backend's loss on ``case`` and, if ``wrt`` is given, its gradients."""
+    """Call the backend's loss on ``case`` and, if ``wrt`` is given, its gradients (in the worker
+    process of ``conformance.isolate`` for plug-in backends and --impl runs)."""
+    runner = RUNNERS.get(id(backend))
+    if runner is not None and impl is None:
+        from conformance.isolate import RemoteError
+
+        try:
+            out: Outcome = runner.run(case, wrt, upstream, layout, SESSION.get("check"))
+        except RemoteError as e:
+            if e.bad_result:
+                raise BadResult(str(e)) from None
+            raise
+        return out
     fn = impl or backend.loss(case.loss)
     if fn is None:
         raise LookupError(f"backend {backend.name} has no {case.loss}")
@@ -293,6 +307,13 @@ def check(
         got = run(backend, case, wrt=wrt, upstream=upstream, layout=layout)
     except BadResult as e:
         raise fail(backend, case, str(e), wrt=wrt, upstream=upstream, layout=layout) from e
+    except RuntimeError as e:
+        from conformance.isolate import Hang, RemoteError
+
+        if isinstance(e, Hang):
+            raise fail(backend, case, str(e), wrt=wrt, upstream=upstream, layout=layout) from None
+        kind = e.kind if isinstance(e, RemoteError) else type(e).__name__
+        raise fail(backend, case, f"raised {kind}: {e}", wrt=wrt, upstream=upstream, layout=layout) from e
     except Exception as e:  # the backend raised on valid input
         raise fail(
             backend, case, f"raised {type(e).__name__}: {e}", wrt=wrt, upstream=upstream, layout=layout

@@ -56,6 +56,15 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         help="write loss x check x dtype -> outcome, with counterexamples, as Markdown (JSON if PATH ends "
         "in .json); whole under pytest-xdist",
     )
+    group.addoption(
+        "--conformance-timeout",
+        dest="conformance_timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="time limit of each call into a plug-in backend or an --impl, which run in a worker process "
+        "that is killed on expiry (default 60; 0: none)",
+    )
     # The short spellings exist only in runs that name the suite, so that a user's own --backend or
     # --loss option (pytest refuses duplicates) keeps working in every other run.
     config = pluginmanager.get_plugin("pytestconfig")
@@ -192,6 +201,14 @@ def backend_of(config: pytest.Config) -> Any:
         backend = OverrideBackend(backend, {k: i.fn for k, i in impls.items()}, impls=impls)
     config._conformance_backend = backend  # type: ignore[attr-defined]
     from conformance import harness
+    from conformance.backends import BACKENDS
+
+    if impl_specs or name not in BACKENDS:  # calls into code not ours run under a time limit
+        from conformance.isolate import IsolatedRunner
+
+        harness.RUNNERS[id(backend)] = IsolatedRunner(
+            name, impl_specs, str(config.invocation_params.dir), config.getoption("conformance_timeout")
+        )
 
     harness.SESSION.update(backend=backend.name, seed=_seed(config), device=backend.describe().get("device"))
     return backend
@@ -257,3 +274,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     rep.user_properties.append((KEY, describe_item(item)))
     if call.excinfo is not None and isinstance(call.excinfo.value, ConformanceFailure):
         rep.user_properties.append((FAILURE, str(call.excinfo.value)))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if getattr(item.config, "_conformance_active", False):
+        from conformance import harness
+
+        harness.SESSION["check"] = item.nodeid
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if getattr(config, "_conformance_active", False):
+        from conformance import harness
+
+        for runner in harness.RUNNERS.values():
+            runner.close()
+        harness.RUNNERS.clear()
