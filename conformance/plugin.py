@@ -142,15 +142,14 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config._conformance_active:  # type: ignore[attr-defined]
         return
     register_profiles()
+    backend = backend_of(config)  # a requested backend that cannot run here is a usage error, not skips
+    selected_losses(config)
     path = config.getoption("conformance_report")
     if path and not hasattr(config, "workerinput"):  # the xdist controller (or a plain run) writes it
         from conformance.report import Recorder
 
-        config.pluginmanager.register(
-            Recorder(Path(config.invocation_params.dir, path)), "conformance-report"
-        )
-    backend_of(config)  # a requested backend that cannot run here is a usage error, not skips
-    selected_losses(config)
+        recorder = Recorder(Path(config.invocation_params.dir, path), backend)
+        config.pluginmanager.register(recorder, "conformance-report")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

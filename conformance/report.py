@@ -1,11 +1,15 @@
 """``--conformance-report=PATH``: loss × check × dtype → outcome, with each failure's counterexample.
 
-Markdown by default, JSON when PATH ends in ``.json``. The JSON layout is a list of records::
+Markdown by default, JSON when PATH ends in ``.json``. The JSON layout::
 
-    {"loss": "cross_entropy", "variant": "class_index", "check": "test_gradient",
-     "dtype": "float32", "params": "layout=sliced",          # other parameters, or ""
-     "outcome": "passed" | "failed" | "xfailed" | "xpassed" | "skipped" | "error",
-     "detail": "<skip/xfail reason, or the failure's reproduction>", "nodeid": "<pytest node id>"}
+    {"backend": "torch-cpu",
+     "implementations": [{"loss": "mse_loss", "impl": "examples.custom_mse:Custom_MSE",
+                          "unchecked": {"reduction": "not a parameter of Custom_MSE.__init__"}}],
+     "checks": [{"loss": "cross_entropy", "variant": "class_index", "check": "test_gradient",
+                 "dtype": "float32", "params": "layout=sliced",          # other parameters, or ""
+                 "outcome": "passed" | "failed" | "xfailed" | "xpassed" | "skipped" | "error",
+                 "detail": "<skip/xfail reason, or the failure's reproduction>",
+                 "nodeid": "<pytest node id>"}, ...]}
 
 Records travel in each test report's ``user_properties``, so the file is whole under pytest-xdist
 (written once, by the controller) and pytest's own ``--junitxml`` is untouched.
@@ -46,8 +50,9 @@ def describe_item(item: pytest.Item) -> dict[str, str]:
 
 
 class Recorder:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, backend: Any) -> None:
         self.path = path
+        self.backend = backend
         self.rows: dict[str, dict[str, str]] = {}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -75,15 +80,20 @@ class Recorder:
             self.rows.values(), key=lambda r: (r["loss"], r["variant"], r["check"], r["dtype"], r["params"])
         )
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.suffix == ".json":
-            self.path.write_text(json.dumps(rows, indent=1) + "\n")
-            return
-        lines = [
-            "# Conformance report",
-            "",
-            "| loss | check | dtype | params | outcome |",
-            "|---|---|---|---|---|",
+        impls = [
+            {"loss": i.loss, "impl": i.ref, "unchecked": dict(i.unchecked)}
+            for i in getattr(self.backend, "impls", {}).values()
         ]
+        name = getattr(self.backend, "name", "?")
+        if self.path.suffix == ".json":
+            doc = {"backend": name, "implementations": impls, "checks": rows}
+            self.path.write_text(json.dumps(doc, indent=1) + "\n")
+            return
+        lines = ["# Conformance report", "", f"Backend: `{name}`", ""]
+        for i in impls:
+            why = "; ".join(f"`{o}` ({r})" for o, r in i["unchecked"].items()) or "none"
+            lines += [f"Implementation of `{i['loss']}`: `{i['impl']}`; options left unchecked: {why}", ""]
+        lines += ["| loss | check | dtype | params | outcome |", "|---|---|---|---|---|"]
         for r in rows:
             loss = r["loss"] + (f" ({r['variant']})" if r["variant"] not in ("", "default") else "")
             lines.append(f"| {loss} | {r['check']} | {r['dtype']} | {r['params']} | {r['outcome']} |")

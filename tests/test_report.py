@@ -25,7 +25,10 @@ def test_json_report_is_whole_under_xdist(pytester: pytest.Pytester) -> None:
         "--conformance-report=out/report.json", "--junitxml=out/junit.xml",
     )  # fmt: skip
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    rows = json.loads((pytester.path / "out" / "report.json").read_text())
+    doc = json.loads((pytester.path / "out" / "report.json").read_text())
+    assert doc["backend"].startswith("torch-cpu+mse_loss=")
+    assert doc["implementations"] == [{"loss": "mse_loss", "impl": "wrong_mse:mse_half", "unchecked": {}}]
+    rows = doc["checks"]
     values = [r for r in rows if r["check"] == "test_value"]
     assert sorted(r["dtype"] for r in values) == ["bfloat16", "float16", "float32", "float64"]
     assert {r["outcome"] for r in values} == {"failed"}
