@@ -68,3 +68,9 @@ def test_not_a_backend_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = _run(pytester, "--backend=thirdparty_backend:NOT_A_BACKEND")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "is not a Backend" in result.stderr.str()
+
+
+def test_backend_that_cannot_be_imported_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = _run(pytester, "--backend=no_such_package.backend:BACKEND")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "cannot import 'no_such_package.backend'" in result.stderr.str()
