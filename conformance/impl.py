@@ -68,17 +68,15 @@ def load(spec_: str, invocation_dir: Path) -> Impl:
     here = str(invocation_dir)
     if sys.path[:1] != [here]:
         sys.path.insert(0, here)  # a user's own file works without installing it
-    obj: Any = load_object(ref)
+    try:
+        obj: Any = load_object(ref)
+    except BackendError as e:
+        raise BackendError(f"--impl {spec_!r}: {e}") from None
     options = _options(name)
     n_tensors = _POSITIONAL.get(name, 2)
     if inspect.isclass(obj) and _is_module(obj):
-        init = inspect.signature(obj.__init__).parameters
-        takes_any = any(p.kind is p.VAR_KEYWORD for p in init.values())
-        unchecked = {
-            o: f"not a parameter of {obj.__qualname__}.__init__"
-            for o in options
-            if o not in init and not takes_any
-        }
+        accepted, whose = module_options(obj)
+        unchecked = {o: why for o in options if (why := _not_taken(o, accepted, whose)) is not None}
 
         def call_module(*args: Any, **kwargs: Any) -> Any:
             tensors = args[:n_tensors]
@@ -112,8 +110,50 @@ def load(spec_: str, invocation_dir: Path) -> Impl:
     return Impl(name, ref, call_fn, unchecked)
 
 
+_MODULE = "torch.nn.modules.module.Module"
+
+
 def _is_module(cls: type) -> bool:
-    return any(f"{c.__module__}.{c.__qualname__}" == "torch.nn.modules.module.Module" for c in cls.__mro__)
+    return any(f"{c.__module__}.{c.__qualname__}" == _MODULE for c in cls.__mro__)
+
+
+def module_options(cls: type) -> tuple[frozenset[str], str]:
+    """The keyword arguments an ``nn.Module`` subclass's constructor really takes, and whose
+    ``__init__`` says so.
+
+    Only the classes above ``nn.Module`` in the MRO count: ``nn.Module.__init__(*args, **kwargs)``
+    accepts nothing (it raises ``TypeError`` on any keyword). A class's own ``__init__`` that takes
+    ``**kwargs`` is read as passing them on to the next ``__init__`` up the MRO, whose named
+    parameters are added; a module with no ``__init__`` of its own (only ``forward``) takes none.
+    """
+    names: set[str] = set()
+    owners: list[str] = []
+    for c in cls.__mro__:
+        if f"{c.__module__}.{c.__qualname__}" == _MODULE or c is object:
+            break
+        init = c.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            params = inspect.signature(init).parameters
+        except (TypeError, ValueError):
+            break
+        owners.append(c.__qualname__)
+        names |= {
+            n for i, (n, p) in enumerate(params.items()) if i > 0 and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            break  # it does not pass keywords on
+    whose = f"{owners[0]}.__init__" if owners else f"{cls.__qualname__} (it has no __init__ of its own)"
+    return frozenset(names), whose
+
+
+def _not_taken(option: str, accepted: frozenset[str], whose: str) -> str | None:
+    if option in accepted:
+        return None
+    if whose.endswith("of its own)"):
+        return f"not a constructor argument of {whose}"
+    return f"not a parameter of {whose}"
 
 
 def describe(impls: Mapping[str, Impl]) -> list[str]:

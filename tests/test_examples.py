@@ -27,6 +27,7 @@ def _readme_command(impl: str, loss: str) -> subprocess.CompletedProcess[str]:
     ("impl", "loss"),
     [
         ("examples.custom_mse:Custom_MSE", "mse_loss"),
+        ("examples.forward_only:L1", "l1_loss"),
         ("examples.cross_entropy_function:cross_entropy", "cross_entropy"),
     ],
 )

@@ -23,6 +23,30 @@ def mse_missing_factor_two(input, target, size_average=None, reduce=None, reduct
 
 
 not_callable = 42
+
+
+class ForwardOnly(nn.Module):  # the most common shape: no __init__ of its own
+    def forward(self, input, target):
+        return (input - target).abs().mean()
+
+
+class WithReduction(nn.Module):
+    def __init__(self, reduction="mean"):
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, input, target):
+        return torch.nn.functional.l1_loss(input, target, reduction=self.reduction)
+
+
+class PassesKeywordsOn(WithReduction):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+
+
+class SubclassOfTorchs(nn.L1Loss):
+    def forward(self, input, target):
+        return torch.nn.functional.l1_loss(input, target, reduction=self.reduction)
 """
 
 
@@ -67,7 +91,7 @@ def test_wrong_function_impl_fails_with_a_reproduction(pytester: pytest.Pytester
     [
         ("mse_loss", "expected NAME=package.module:attribute"),
         ("mse_los=user_losses:Custom_MSE", "unknown loss 'mse_los'; expected one of"),
-        ("mse_loss=no_such_module:f", "cannot import 'no_such_module'"),
+        ("mse_loss=no_such_module:f", "--impl 'mse_loss=no_such_module:f': cannot import 'no_such_module'"),
         ("mse_loss=user_losses:missing", "has no attribute 'missing'"),
         ("mse_loss=user_losses:not_callable", "neither callable nor an nn.Module subclass"),
     ],
@@ -76,3 +100,34 @@ def test_bad_impl_is_a_usage_error(pytester: pytest.Pytester, impl: str, says: s
     result = _run(pytester, "--loss=mse_loss", f"--impl={impl}", "--collect-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert says in result.stderr.str(), result.stderr.str()
+
+
+def test_forward_only_module_passes_with_its_options_unchecked(pytester: pytest.Pytester) -> None:
+    """A module with only ``forward`` inherits ``nn.Module.__init__(*args, **kwargs)``, which takes no
+    option at all: it is built with none, and every option is reported as unchecked."""
+    result = _run(pytester, "--loss=l1_loss", "--impl=l1_loss=user_losses:ForwardOnly")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "conformance: --impl l1_loss=user_losses:ForwardOnly; options left at their defaults "
+            "(unchecked): reduction (not a constructor argument of ForwardOnly (it has no __init__ of "
+            "its own)); weight (*"
+        ]
+    )
+
+
+def test_module_options_are_read_up_the_mro_to_nn_module() -> None:
+    """Each shape of module in CUSTOM_MSE, executed here: the options its constructor really takes."""
+    from conformance.impl import module_options
+
+    ns: dict[str, object] = {}
+    exec(CUSTOM_MSE, ns)
+    takes = {name: set(module_options(ns[name])[0]) for name in  # type: ignore[arg-type]
+             ("ForwardOnly", "WithReduction", "PassesKeywordsOn", "SubclassOfTorchs", "Custom_MSE")}
+    assert takes == {
+        "ForwardOnly": set(),
+        "WithReduction": {"reduction"},
+        "PassesKeywordsOn": {"reduction"},
+        "SubclassOfTorchs": {"size_average", "reduce", "reduction"},
+        "Custom_MSE": set(),
+    }
