@@ -54,8 +54,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "divergence" in metafunc.fixturenames:
         from conformance.divergences import DIVERGENCES
 
-        ds = [d for d in DIVERGENCES if _wanted(config, d.loss)]
-        _parametrize(metafunc, ("divergence",), [pytest.param(d, id=d.id) for d in ds])
+        ws = [
+            pytest.param(d, n, id=d.id if len(d.witnesses) == 1 else f"{d.id}-{n}")
+            for d in DIVERGENCES
+            if _wanted(config, d.loss)
+            for n in range(len(d.witnesses))
+        ]
+        _parametrize(metafunc, ("divergence", "witness"), ws)
         return
     if "variant" not in metafunc.fixturenames:
         return

@@ -30,8 +30,8 @@ class Divergence:
     versions: str  # glob over that version
     reason: str
     hits: Callable[[Case, Sequence[str]], bool]
-    witness: Case
-    witness_wrt: tuple[str, ...] = ()
+    #: deterministic cases (and the inputs to differentiate) that show it; each runs as a strict xfail
+    witnesses: tuple[tuple[Case, tuple[str, ...]], ...]
 
     def applies(self, backend: Any, case: Case, wrt: Sequence[str]) -> bool:
         return (
@@ -104,58 +104,110 @@ def _ce_smoothing_term_overflows(case: Case, wrt: Sequence[str]) -> bool:
     return bool(np.abs(quotient) > _FINFO[case.dtype][1])
 
 
-def _weighted_sum_overflows(case: Case, wrt: Sequence[str]) -> bool:
-    """torch's weighted mean is (w·ℓ).sum() / w.sum() in the input's dtype: hit where the exact
-    Σ w·ℓ exceeds the dtype's largest value (the mean itself may be finite), or, for gradients,
-    where upstream / Σ w overflows."""
+def weighted_mean_hits(case: Case, wrt: Sequence[str]) -> bool:
+    """The one predicate of every weighted mean, of every loss: a ``reduction='mean'`` whose
+    denominator is a sum of weights (the variant's ``mean_weight`` depends on an optional argument,
+    and the case passes it). torch computes such a mean as Σ w·ℓ / Σ w in the input's dtype, and its
+    gradient through upstream / Σ w. Hit where
+
+    * the exact Σ w·ℓ exceeds the dtype's largest value (the mean itself may be finite), or
+    * gradients are asked for and upstream / Σ w can overflow: Σ w < 2 / max (|upstream| <= 2 in
+      the suite), with room for Σ w rounded down in the dtype.
+    """
     import oracle
     from conformance.errormodel import _FINFO
+    from spec import REGISTRY
 
-    if case.reduction != "mean" or "weight" not in case.arrays:
+    if case.reduction != "mean":
         return False
-    x, y, w = np.broadcast_arrays(case.arrays["input"], case.arrays["target"], case.arrays["weight"])
-    if wrt and 0 < np.sum(w) < 2 / _FINFO[case.dtype][1]:
-        return True  # the gradient's upstream / Σ w (|upstream| <= 2) overflows
-    if np.sum(w * np.maximum(1.0, np.abs(x) + np.abs(y)) ** 2) <= _FINFO[case.dtype][1]:
-        return False  # cheap screen: an upper bound of Σ w·ℓ for l1 and mse
+    weights = REGISTRY[case.loss].variant(case.variant).mean_weighted_by
+    if not any(w in case.arrays for w in weights):
+        return False
+    eps, big, _ = _FINFO[case.dtype]
     extra = {k: v for k, v in case.arrays.items() if k not in ("input", "target")}
-    total = oracle.loss_value(
-        case.loss, case.arrays["input"], case.arrays["target"], reduction="sum", **extra, **case.options
-    )
-    return bool(np.abs(total) > _FINFO[case.dtype][1])
+    r = oracle.evaluate(
+        case.loss, case.arrays["input"], case.arrays["target"], reduction="mean", wrt=(), **extra,
+        **case.options,
+    )  # fmt: skip
+    total_weight = float(r.denominator or 0.0)
+    n = case.arrays["input"].size
+    if wrt and 0 < total_weight < 2 * (1 + (n + 1) * eps) / big:
+        return True
+    with np.errstate(all="ignore"):
+        total = abs(float(r.value) * total_weight)  # Σ w·ℓ (inf where it overflows float64 too)
+    return bool(total > big)
 
 
-def _weighted_mean_overflow(loss: str) -> Divergence:
+def _tiny_weight_witness(loss: str, variant: str) -> Case:
+    """float64, one sample whose weight is the smallest subnormal: upstream / Σ w overflows."""
+    from spec import REGISTRY
+
+    v = REGISTRY[loss].variant(variant)
+    tiny = float(np.nextafter(0.0, 1.0))
+    shape = (2,) if v.has_class_axis else (1,)
+    arrays: dict[str, np.ndarray[Any, Any]] = {}
+    for a in v.args:
+        if a.axis == "index":
+            arrays[a.name] = np.array(0, dtype=np.int64)
+        elif a.name in v.mean_weighted_by:
+            arrays[a.name] = np.array([tiny, 1.0]) if a.broadcast == "class" else np.full(shape, tiny)
+        elif not a.optional:
+            arrays[a.name] = np.zeros(shape)
+    options = {p.name: p.default for p in v.params}
+    return Case(loss, variant, "float64", arrays, options, "mean")
+
+
+def _weighted_mean_overflow(loss: str, variant: str, value_witness: Case | None = None) -> Divergence:
+    wrt = ("input",)
+    witnesses = ((value_witness, ()),) if value_witness is not None else ()
     return Divergence(
-        id=f"{loss.replace('_', '-')}-weighted-mean-overflow",
+        id="-".join((loss, *([variant] if variant != "default" else []), "weighted-mean-overflow")).replace("_", "-"),
         backends="torch-*",
         loss=loss,
         dtypes=("float64", "float32", "float16", "bfloat16"),
         library="torch",
         versions="2.13.*",
         reason=(
-            "reduction='mean' with weight overflows to inf where the exact mean is finite: torch "
-            "computes (w·ℓ).sum() / w.sum() in the input's dtype, so the sum overflows first "
-            "(the unweighted mean accumulates in float32); likewise its gradient forms "
-            "upstream / Σ w, which overflows for a subnormal total weight. Measured on torch "
-            "2.13.0+cpu, float16: mse_loss(zeros(3, 3), full((3, 3), 43.), weight=full((3, 3), 4.)) "
-            "-> inf (exact 1849; without the weight: 1849); float64: mse_loss(0., 2.2e-309, "
-            "weight=2.2e-309) with upstream 2 -> input gradient -inf (exact -8.9e-309)."
+            "reduction='mean' over a sum of weights: torch computes (w·ℓ).sum() / w.sum() in the "
+            "input's dtype, so the sum overflows to inf where the exact mean is finite, and its "
+            "gradient forms upstream / Σ w first, which overflows for a tiny total weight (then "
+            "inf·0 = NaN). Measured on torch 2.13.0+cpu, float16: mse_loss(zeros(3, 3), "
+            "full((3, 3), 43.), weight=full((3, 3), 4.)) -> inf (exact 1849); float64, weight the "
+            "smallest subnormal 5e-324: the input gradient of l1_loss/mse_loss at input = target = 0 "
+            "is NaN (exact 0), and of cross_entropy(zeros(2), 0, weight=[5e-324, 1]) [nan, inf] "
+            "(exact [-0.5, 0.5])."
         ),
-        hits=_weighted_sum_overflows,
-        witness=Case(
-            loss,
-            "default",
-            "float16",
-            {
-                "input": np.zeros((3, 3)),
-                "target": np.full((3, 3), 43.0 if loss == "mse_loss" else 7300.0),
-                "weight": np.full((3, 3), 4.0),
-            },
-            {},
-            "mean",
-        ),
+        hits=weighted_mean_hits,
+        witnesses=(*witnesses, (_tiny_weight_witness(loss, variant), wrt)),
     )
+
+
+def _weighted_means() -> tuple[Divergence, ...]:
+    """The weighted-mean divergence of every variant of every registered loss whose mean is weighted."""
+    from spec import REGISTRY
+
+    overflow_value = {"mse_loss": 43.0, "l1_loss": 7300.0}  # Σ w·ℓ = 9 · 4 · ℓ > 65504, the mean ℓ < it
+    out = []
+    for name, spec_loss in REGISTRY.items():
+        for v in spec_loss.variants:
+            if not v.mean_weighted_by:
+                continue
+            value_witness = None
+            if name in overflow_value:
+                value_witness = Case(
+                    name,
+                    v.name,
+                    "float16",
+                    {
+                        "input": np.zeros((3, 3)),
+                        "target": np.full((3, 3), overflow_value[name]),
+                        "weight": np.full((3, 3), 4.0),
+                    },
+                    {},
+                    "mean",
+                )
+            out.append(_weighted_mean_overflow(name, v.name, value_witness))
+    return tuple(out)
 
 
 DIVERGENCES: tuple[Divergence, ...] = (
@@ -176,15 +228,19 @@ DIVERGENCES: tuple[Divergence, ...] = (
             "weight 0 -> nan (spec -0)."
         ),
         hits=_bce_half_zero_over_zero,
-        witness=Case(
-            "binary_cross_entropy",
-            "default",
-            "float16",
-            {"input": np.array([0.0, 1.0]), "target": np.array([0.0, 1.0])},
-            {},
-            "sum",
+        witnesses=(
+            (
+                Case(
+                    "binary_cross_entropy",
+                    "default",
+                    "float16",
+                    {"input": np.array([0.0, 1.0]), "target": np.array([0.0, 1.0])},
+                    {},
+                    "sum",
+                ),
+                ("input",),
+            ),
         ),
-        witness_wrt=("input",),
     ),
     Divergence(
         id="bce-with-logits-pos-weight-cancellation",
@@ -202,19 +258,23 @@ DIVERGENCES: tuple[Divergence, ...] = (
             "~100 ulp)."
         ),
         hits=_bce_logits_pos_weight_cancels,
-        witness=Case(
-            "binary_cross_entropy_with_logits",
-            "default",
-            "float32",
-            {
-                "input": np.array([0.0]),
-                "target": np.array([1.0]),
-                "pos_weight": np.array([float(np.float32(1e-8))]),
-            },
-            {},
-            "sum",
+        witnesses=(
+            (
+                Case(
+                    "binary_cross_entropy_with_logits",
+                    "default",
+                    "float32",
+                    {
+                        "input": np.array([0.0]),
+                        "target": np.array([1.0]),
+                        "pos_weight": np.array([float(np.float32(1e-8))]),
+                    },
+                    {},
+                    "sum",
+                ),
+                ("input",),
+            ),
         ),
-        witness_wrt=("input",),
     ),
     Divergence(
         id="cross-entropy-smoothing-mean-overflow",
@@ -231,21 +291,25 @@ DIVERGENCES: tuple[Divergence, ...] = (
             "(exact 9.734890062045177e+306; 'none' and 'sum' are right)."
         ),
         hits=_ce_smoothing_term_overflows,
-        witness=Case(
-            "cross_entropy",
-            "class_index",
-            "float64",
-            {
-                "input": np.array([0.0, 0.0]),
-                "target": np.array(0),
-                "weight": np.array([2.225073858507203e-309, 1.0]),
-            },
-            {"ignore_index": -100, "label_smoothing": 0.0625},
-            "mean",
+        witnesses=(
+            (
+                Case(
+                    "cross_entropy",
+                    "class_index",
+                    "float64",
+                    {
+                        "input": np.array([0.0, 0.0]),
+                        "target": np.array(0),
+                        "weight": np.array([2.225073858507203e-309, 1.0]),
+                    },
+                    {"ignore_index": -100, "label_smoothing": 0.0625},
+                    "mean",
+                ),
+                (),
+            ),
         ),
     ),
-    _weighted_mean_overflow("mse_loss"),
-    _weighted_mean_overflow("l1_loss"),
+    *_weighted_means(),
 )
 
 

@@ -85,24 +85,29 @@ class Mismatch:
     count: int
     reason: str
     shape_only: bool = False
+    dtype: str = "float64"
+    overflow: float = float("inf")  # |exact| beyond which it rounds to ±inf in dtype
 
     def describe(self) -> str:
+        """The worst element in words: what was expected, what came back, and why it is wrong."""
         if self.shape_only:
             return self.reason
-        if np.isnan(self.expected):
-            return (
-                f"{self.reason}: {self.count} element(s) differ; worst at index {self.index}: "
-                f"expected NaN, got {self.got!r}"
-            )
-        rng = (
-            f"{self.expected!r}"
-            if self.lo == self.hi
-            else f"{self.expected!r} (accepted range [{self.lo!r}, {self.hi!r}])"
-        )
-        return (
-            f"{self.reason}: {self.count} element(s) outside the bound; worst at index {self.index}: "
-            f"expected {rng}, got {self.got!r}, "
-            f"|error| {abs(self.got - self.expected):.3e} > bound {self.bound:.3e}"
+        head = f"{self.reason}: {self.count} element(s) outside the bound; worst at index {self.index}: "
+        got, exp = self.got, self.expected
+        if np.isnan(exp):
+            return head + f"got {got!r} where the oracle's value is NaN (undefined, e.g. a mean over zero weight)"
+        rng = f"{exp!r}" if self.lo == self.hi else f"{exp!r} (accepted range [{self.lo!r}, {self.hi!r}])"
+        if np.isnan(got):
+            return head + f"got NaN where the oracle's value is finite: expected {rng}"
+        if np.isinf(got):
+            return head + f"got {got!r} where the oracle's value is finite: expected {rng}"
+        if np.isinf(self.lo) or np.isinf(self.hi) or abs(exp) > self.overflow:
+            return head + f"got {got!r} where the exact value overflows {self.dtype} (expected ±inf): {rng}"
+        return head + (
+            f"expected {rng}, got {got!r}, |error| {abs(got - exp):.3e} > bound {self.bound:.3e}"
+            f" ({abs(got - exp) / self.bound:.3g} × the bound)"
+            if self.bound > 0
+            else f"expected {rng}, got {got!r}, |error| {abs(got - exp):.3e} > bound 0 (exact)"
         )
 
 
@@ -159,4 +164,6 @@ def compare(
         float(bound[w]),
         int(bad.sum()),
         what,
+        dtype=dtype,
+        overflow=float(overflow),
     )

@@ -38,6 +38,7 @@ def describe_item(item: pytest.Item) -> dict[str, str]:
         v_loss, v_name = (getattr(v, "loss", ""), getattr(v, "name", "")) if v is not None else ("", "")
     dtype = str(params.pop("dtype", ""))
     params.pop("point", None)
+    params.pop("witness", None)
     rest = ", ".join(f"{k}={val}" for k, val in sorted(params.items()))
     return {
         "loss": v_loss,

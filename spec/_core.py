@@ -164,6 +164,13 @@ class Variant:
         return tuple(a.name for a in self.args if a.differentiable)
 
     @property
+    def mean_weighted_by(self) -> tuple[str, ...]:
+        """The optional arguments the denominator of ``reduction='mean'`` is a sum of (a weighted
+        mean); empty for a plain mean over elements."""
+        names = {str(s) for s in self.mean_weight.free_symbols}
+        return tuple(a.name for a in self.args if a.optional and a.name in names)
+
+    @property
     def has_class_axis(self) -> bool:
         return any(a.axis != "element" for a in self.args)
 
