@@ -3,6 +3,11 @@
 Markdown by default, JSON when PATH ends in ``.json``. The JSON layout::
 
     {"backend": "torch-cpu",
+     "run": {"seed": 1234 | null, "profile": "default", "strict": false,
+             "replay": "--hypothesis-seed=1234" | "derandomized",
+             "versions": {"torch": "2.13.0+cpu", "device": "cpu", "numpy": ..., "sympy": ...,
+                          "hypothesis": ..., "python": ...}},
+     "counts": {"passed": 260, "failed": 0, "xfailed": 8, "skipped": 3, ...},
      "implementations": [{"loss": "mse_loss", "impl": "examples.custom_mse:Custom_MSE",
                           "unchecked": {"reduction": "not a parameter of Custom_MSE.__init__"}}],
      "checks": [{"loss": "cross_entropy", "variant": "class_index", "check": "test_gradient",
@@ -50,6 +55,31 @@ def describe_item(item: pytest.Item) -> dict[str, str]:
     }
 
 
+def run_facts(backend: Any) -> dict[str, Any]:
+    """What a reader of the report alone needs to trust and replay it: seed, profile, versions."""
+    import platform
+
+    import hypothesis
+    import numpy
+    import sympy
+
+    from conformance import harness
+
+    seed = harness.SESSION.get("seed")
+    versions = {str(k): str(v) for k, v in dict(backend.describe()).items()}
+    versions.update(
+        numpy=numpy.__version__, sympy=sympy.__version__, hypothesis=hypothesis.__version__,
+        python=platform.python_version(),
+    )  # fmt: skip
+    return {
+        "seed": seed,
+        "profile": harness.SESSION.get("profile"),
+        "strict": bool(harness.SESSION.get("strict")),
+        "replay": f"--hypothesis-seed={seed}" if seed is not None else "derandomized",
+        "versions": versions,
+    }
+
+
 class Recorder:
     def __init__(self, path: Path, backend: Any) -> None:
         self.path = path
@@ -86,11 +116,27 @@ class Recorder:
             for i in getattr(self.backend, "impls", {}).values()
         ]
         name = getattr(self.backend, "name", "?")
+        run = run_facts(self.backend)
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
         if self.path.suffix == ".json":
-            doc = {"backend": name, "implementations": impls, "checks": rows}
+            doc = {"backend": name, "run": run, "counts": counts, "implementations": impls, "checks": rows}
             self.path.write_text(json.dumps(doc, indent=1) + "\n")
             return
-        lines = ["# Conformance report", "", f"Backend: `{name}`", ""]
+        versions = ", ".join(f"{k} {v}" for k, v in run["versions"].items())
+        lines = [
+            "# Conformance report",
+            "",
+            f"Backend: `{name}` ({versions})",
+            "",
+            f"Hypothesis profile `{run['profile']}`, "
+            + (f"seed {run['seed']} (replay with `{run['replay']}`)" if run["seed"] is not None else "derandomized")
+            + (", strict" if run["strict"] else ""),
+            "",
+            "Outcomes: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + f" ({len(rows)} checks)",
+            "",
+        ]
         for i in impls:
             why = "; ".join(f"`{o}` ({r})" for o, r in i["unchecked"].items()) or "none"
             lines += [f"Implementation of `{i['loss']}`: `{i['impl']}`; options left unchecked: {why}", ""]

@@ -1,0 +1,177 @@
+"""The checks of the suite as plain functions of a backend and a case, so that a failure replays.
+
+Each check kind takes ``(backend, case, ...)`` with everything it needs as arguments (no drawing, no
+randomness) and raises :class:`conformance.harness.ConformanceFailure` when the backend does not
+conform. The Hypothesis tests in ``conformance/test_*.py`` only draw cases and call these;
+``conformance.harness.replay`` calls the same function with the same arguments, so the
+``replay(...)`` line printed with a failure fails the same way. ``CHECKS`` maps each kind's name
+(the ``check=`` of a printed reproduction) to its function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from conformance.backends import Backend, Layout
+from conformance.errormodel import compare
+from conformance.harness import check, expected, fail, guarded, reject_known, run
+from conformance.strategies import Case
+from spec import REGISTRY
+
+Array = np.ndarray[Any, Any]
+
+
+def _differentiable(case: Case) -> tuple[str, ...]:
+    return REGISTRY[case.loss].variant(case.variant).differentiable
+
+
+def oracle(
+    backend: Backend,
+    case: Case,
+    *,
+    wrt: Sequence[str] = (),
+    upstream: Array | None = None,
+    layout: Layout = "contiguous",
+    known_ok: bool = False,
+) -> None:
+    """The value (and the gradients of ``wrt``) against the oracle, under the error model."""
+    check(backend, case, wrt=wrt, upstream=upstream, layout=layout, known_ok=known_ok)
+
+
+@guarded
+def reductions_agree(backend: Backend, case: Case, *, known_ok: bool = False) -> None:
+    """The backend's 'sum' and 'mean' equal its own 'none' summed and divided (within the bound of
+    each reduction's error scale plus the unreduced ones'). ``case`` has reduction 'none'."""
+    base = dataclasses.replace(case, reduction="none")
+    if not known_ok:
+        for reduction in ("none", "sum", "mean"):
+            reject_known(backend, dataclasses.replace(base, reduction=reduction))
+    none = run(backend, base).value
+    exp_none = expected(base)
+    for reduction in ("sum", "mean"):
+        reduced = dataclasses.replace(base, reduction=reduction)
+        exp = expected(reduced)
+        got = run(backend, reduced).value
+        keep = np.asarray(exp_none.value_scale)
+        if reduction == "sum":
+            want = np.sum(none)
+        else:
+            denom = float(exp.denominator) if exp.denominator is not None else float(none.size)
+            with np.errstate(all="ignore"):
+                want = np.sum(none) / denom if denom != 0 else np.float64(np.nan)
+        # the bound: this reduction's own scale plus the scale of the unreduced terms it sums
+        scale = np.abs(exp.value_scale) + np.sum(np.abs(keep)) / (
+            1 if reduction == "sum" else max(abs(denom), 1e-300)
+        )
+        m = compare(
+            got, want, want, want, scale, case.dtype, what=f"reduction={reduction!r} against its own 'none'"
+        )
+        if m:
+            raise fail(
+                backend, base, m.describe() + f" (Σ of 'none' = {np.sum(none)!r})", exp=want, got=got,
+                check="reductions_agree",
+            )  # fmt: skip
+
+
+@guarded
+def shift_invariant(backend: Backend, case: Case, *, shift: int, known_ok: bool = False) -> None:
+    """Adding ``shift`` to every logit of a sample leaves the loss unchanged (the suite draws logits
+    and shifts exact in every dtype)."""
+    b = dataclasses.replace(case, arrays={**case.arrays, "input": case.arrays["input"] + shift})
+    if not known_ok:
+        reject_known(backend, case)
+        reject_known(backend, b)
+    ga, gb = run(backend, case).value, run(backend, b).value
+    scale = np.abs(expected(case).value_scale) + np.abs(expected(b).value_scale)
+    m = compare(gb, ga, ga, ga, scale, case.dtype, what=f"loss after adding {shift} to every logit")
+    if m:
+        raise fail(
+            backend, case, m.describe() + " (the loss before the shift is 'expected')", exp=ga, got=gb,
+            check="shift_invariant", params={"shift": shift},
+        )  # fmt: skip
+
+
+@guarded
+def zero_at_target(backend: Backend, case: Case, *, known_ok: bool = False) -> None:
+    """At input == target (``case`` has them equal) the loss is exactly 0 and so is its gradient
+    (|0| = 0, 0² = 0, sgn(0) = 0)."""
+    wrt = _differentiable(case)
+    if not known_ok:
+        reject_known(backend, case, wrt)
+    got = run(backend, case, wrt=wrt)
+    for what, arr in (("value", got.value), *((f"gradient w.r.t. {n}", g) for n, g in got.grads.items())):
+        if arr is None or np.any(np.asarray(arr) != 0):
+            raise fail(
+                backend, case, f"{what} is not exactly 0 at input == target", exp=0.0, got=arr,
+                check="zero_at_target",
+            )  # fmt: skip
+
+
+@guarded
+def grad_sums_to_zero(backend: Backend, case: Case, *, known_ok: bool = False) -> None:
+    """The input gradient sums to zero over the class axis (softmax's gradient is orthogonal to
+    shifts); for probability targets this holds for any targets, one-hot ones included."""
+    exp = expected(case, wrt=("input",))
+    if not known_ok:
+        reject_known(backend, case, ("input",))
+    got = run(backend, case, wrt=("input",))
+    g = np.asarray(got.grads["input"])
+    cdim = 0 if g.ndim == 1 else 1
+    total = np.sum(g, axis=cdim)
+    c = g.shape[cdim]
+    scale = np.sum(np.abs(exp.grad_scale["input"]), axis=cdim) + c * np.sum(np.abs(g), axis=cdim)
+    m = compare(
+        total, np.zeros_like(total), 0.0, 0.0, scale, case.dtype, what="Σ over classes of the input gradient"
+    )
+    if m:
+        raise fail(
+            backend, case, m.describe(), exp=np.zeros_like(total), got=total, check="grad_sums_to_zero"
+        )
+
+
+@guarded
+def batch_is_per_sample(backend: Backend, case: Case, *, known_ok: bool = False) -> None:
+    """The unreduced losses of a batch (``case`` has reduction 'none') equal the losses of each
+    sample evaluated alone."""
+    x = case.arrays["input"]
+    if not known_ok:
+        reject_known(backend, case)
+    whole = run(backend, case).value
+    scale = np.abs(expected(case).value_scale)
+    for n in range(x.shape[0]):
+        one = sample(case, n)
+        if not known_ok:
+            reject_known(backend, one)
+        got = run(backend, one).value
+        m = compare(
+            whole[n : n + 1], got, got, got, scale[n : n + 1] * 2, case.dtype,
+            what=f"sample {n} alone vs in the batch",
+        )  # fmt: skip
+        if m:
+            raise fail(backend, case, m.describe(), exp=got, got=whole[n : n + 1], check="batch_is_per_sample")
+
+
+def sample(case: Case, n: int) -> Case:
+    """Sample ``n`` of the batch as a batch of one; tensors that broadcast from the right
+    (weights of fewer dims than input, pos_weight, class weights) stay as they are."""
+    nd = case.arrays["input"].ndim
+    arrays = {}
+    for k, a in case.arrays.items():
+        full = a.ndim == nd or (k == "target" and a.dtype.kind in "iu" and a.ndim == nd - 1)
+        arrays[k] = a[n : n + 1] if full and a.shape[0] == case.arrays["input"].shape[0] else a
+    return dataclasses.replace(case, arrays=arrays)
+
+
+#: check kind -> its function; the ``check=`` of a printed ``replay(...)`` line
+CHECKS: dict[str, Callable[..., None]] = {
+    "oracle": oracle,
+    "reductions_agree": reductions_agree,
+    "shift_invariant": shift_invariant,
+    "zero_at_target": zero_at_target,
+    "grad_sums_to_zero": grad_sums_to_zero,
+    "batch_is_per_sample": batch_is_per_sample,
+}
