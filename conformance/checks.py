@@ -152,7 +152,9 @@ def batch_is_per_sample(backend: Backend, case: Case, *, known_ok: bool = False)
             what=f"sample {n} alone vs in the batch",
         )  # fmt: skip
         if m:
-            raise fail(backend, case, m.describe(), exp=got, got=whole[n : n + 1], check="batch_is_per_sample")
+            raise fail(
+                backend, case, m.describe(), exp=got, got=whole[n : n + 1], check="batch_is_per_sample"
+            )
 
 
 def sample(case: Case, n: int) -> Case:

@@ -124,7 +124,7 @@ def weighted_mean_hits(case: Case, wrt: Sequence[str]) -> bool:
     if not any(w in case.arrays for w in weights):
         return False
     eps, big, _ = _FINFO[case.dtype]
-    extra = {k: v for k, v in case.arrays.items() if k not in ("input", "target")}
+    extra: dict[str, Any] = {k: v for k, v in case.arrays.items() if k not in ("input", "target")}
     r = oracle.evaluate(
         case.loss, case.arrays["input"], case.arrays["target"], reduction="mean", wrt=(), **extra,
         **case.options,
@@ -161,7 +161,9 @@ def _weighted_mean_overflow(loss: str, variant: str, value_witness: Case | None 
     wrt = ("input",)
     witnesses = ((value_witness, ()),) if value_witness is not None else ()
     return Divergence(
-        id="-".join((loss, *([variant] if variant != "default" else []), "weighted-mean-overflow")).replace("_", "-"),
+        id="-".join((loss, *([variant] if variant != "default" else []), "weighted-mean-overflow")).replace(
+            "_", "-"
+        ),
         backends="torch-*",
         loss=loss,
         dtypes=("float64", "float32", "float16", "bfloat16"),

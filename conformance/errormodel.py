@@ -95,7 +95,10 @@ class Mismatch:
         head = f"{self.reason}: {self.count} element(s) outside the bound; worst at index {self.index}: "
         got, exp = self.got, self.expected
         if np.isnan(exp):
-            return head + f"got {got!r} where the oracle's value is NaN (undefined, e.g. a mean over zero weight)"
+            return (
+                head
+                + f"got {got!r} where the oracle's value is NaN (undefined, e.g. a mean over zero weight)"
+            )
         rng = f"{exp!r}" if self.lo == self.hi else f"{exp!r} (accepted range [{self.lo!r}, {self.hi!r}])"
         if np.isnan(got):
             return head + f"got NaN where the oracle's value is finite: expected {rng}"

@@ -140,7 +140,9 @@ def module_options(cls: type) -> tuple[frozenset[str], str]:
             break
         owners.append(c.__qualname__)
         names |= {
-            n for i, (n, p) in enumerate(params.items()) if i > 0 and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            n
+            for i, (n, p) in enumerate(params.items())
+            if i > 0 and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
         }
         if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
             break  # it does not pass keywords on

@@ -211,7 +211,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
         seed = random.randrange(2**32)
     config._conformance_seed = seed  # type: ignore[attr-defined]
-    hypothesis.core.global_force_seed = seed  # type: ignore[attr-defined]
+    hypothesis.core.global_force_seed = seed  # type: ignore[attr-defined,assignment]
     harness.SESSION["seed"] = seed
 
 
@@ -345,7 +345,9 @@ def _conformance_message(exc: BaseException) -> str | None:
         parts = [_conformance_message(e) for e in exc.exceptions]
         if parts and all(p is not None for p in parts):
             n = len(parts)
-            return f"{n} distinct failures:\n\n" + "\n\n".join(f"({i + 1}/{n}) {p}" for i, p in enumerate(parts))
+            return f"{n} distinct failures:\n\n" + "\n\n".join(
+                f"({i + 1}/{n}) {p}" for i, p in enumerate(parts)
+            )
     return None
 
 

@@ -131,10 +131,16 @@ class Recorder:
             f"Backend: `{name}` ({versions})",
             "",
             f"Hypothesis profile `{run['profile']}`, "
-            + (f"seed {run['seed']} (replay with `{run['replay']}`)" if run["seed"] is not None else "derandomized")
+            + (
+                f"seed {run['seed']} (replay with `{run['replay']}`)"
+                if run["seed"] is not None
+                else "derandomized"
+            )
             + (", strict" if run["strict"] else ""),
             "",
-            "Outcomes: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + f" ({len(rows)} checks)",
+            "Outcomes: "
+            + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+            + f" ({len(rows)} checks)",
             "",
         ]
         for i in impls:

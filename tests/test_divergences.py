@@ -43,7 +43,9 @@ FALSE_ALARMS = [
 ]
 
 
-@pytest.mark.parametrize(("case", "upstream"), FALSE_ALARMS, ids=["f64-2.2e-311", "f16-1.19e-07", "f16-5.96e-08"])
+@pytest.mark.parametrize(
+    ("case", "upstream"), FALSE_ALARMS, ids=["f64-2.2e-311", "f16-1.19e-07", "f16-5.96e-08"]
+)
 def test_false_alarm_is_a_known_divergence(case: Case, upstream: np.ndarray | None) -> None:
     """torch's gradient really is wrong there (NaN where the exact one is finite), and the case is in
     the weighted-mean divergence's region, so random checks reject it instead of failing."""

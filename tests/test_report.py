@@ -4,6 +4,7 @@ also under pytest-xdist, while pytest's own ``--junitxml`` keeps working."""
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -29,6 +30,13 @@ def test_json_report_is_whole_under_xdist(pytester: pytest.Pytester) -> None:
     assert doc["backend"].startswith("torch-cpu+mse_loss=")
     assert doc["implementations"] == [{"loss": "mse_loss", "impl": "wrong_mse:mse_half", "unchecked": {}}]
     rows = doc["checks"]
+    # what a reader of the file alone needs: the seed (or derandomized), profile, versions, counts
+    run = doc["run"]
+    assert run["profile"] in ("default", "ci") and run["strict"] is False
+    assert (run["seed"] is None) == (run["replay"] == "derandomized")
+    assert {"torch", "device", "numpy", "sympy", "hypothesis", "python"} <= set(run["versions"])
+    assert sum(doc["counts"].values()) == len(rows)
+    assert doc["counts"]["failed"] == sum(r["outcome"] == "failed" for r in rows) > 0
     values = [r for r in rows if r["check"] == "test_value"]
     assert sorted(r["dtype"] for r in values) == ["bfloat16", "float16", "float32", "float64"]
     assert {r["outcome"] for r in values} == {"failed"}
@@ -47,6 +55,9 @@ def test_markdown_report(pytester: pytest.Pytester) -> None:
     assert result.ret == pytest.ExitCode.OK
     text = (pytester.path / "report.md").read_text()
     assert "| loss | check | dtype | params | outcome |" in text
+    assert "Backend: `torch-cpu` (device cpu, torch 2." in text and "hypothesis 6." in text
+    assert "Hypothesis profile `" in text
+    assert re.search(r"Outcomes: \d+ passed, \d+ xfailed \(\d+ checks\)", text), text
     assert "| l1_loss | test_empty_batch |  | reduction=mean | passed |" in text
     assert "| l1_loss | test_known_divergence |  |  | xfailed |" in text
     assert "known divergence" in text or "overflows" in text  # the xfail's reason in the details

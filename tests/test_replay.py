@@ -1,0 +1,76 @@
+"""Every printed reproduction replays the failing comparison itself: for a failure of each check
+kind (``conformance.checks.CHECKS``), the ``replay(...)`` line, executed, raises the same failure."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pytest
+
+from conformance import checks
+from conformance.backends import resolve
+from conformance.backends.override import OverrideBackend
+from conformance.harness import ConformanceFailure, replay
+from conformance.strategies import Case
+from tests.planted import wrong_properties as wrong
+
+TORCH = resolve("torch-cpu")
+_X = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]])
+_Y = np.array([[0.25, 1.0, 0.0], [-1.0, 0.5, 0.75]])
+_CE = {"input": np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]]), "target": np.array([2, 0])}
+_CE_OPTS = {"ignore_index": -100, "label_smoothing": 0.0}
+
+
+def _case(loss: str, variant: str, arrays: dict, reduction: str, options: dict | None = None) -> Case:
+    return Case(loss, variant, "float32", arrays, options or {}, reduction)
+
+
+#: check kind -> (loss, wrong implementation, the call that fails)
+KINDS = {
+    "oracle": ("mse_loss", wrong.mse_half, lambda b: checks.oracle(
+        b, _case("mse_loss", "default", {"input": _X, "target": _Y}, "mean"), wrt=("input",),
+        upstream=np.array(1.5), layout="non_contiguous")),
+    "reductions_agree": ("mse_loss", wrong.mse_sum_too_big, lambda b: checks.reductions_agree(
+        b, _case("mse_loss", "default", {"input": _X, "target": _Y}, "none"))),
+    "batch_is_per_sample": ("mse_loss", wrong.mse_none_times_batch, lambda b: checks.batch_is_per_sample(
+        b, _case("mse_loss", "default", {"input": _X, "target": _Y}, "none"))),
+    "zero_at_target": ("l1_loss", wrong.l1_offset, lambda b: checks.zero_at_target(
+        b, _case("l1_loss", "default", {"input": _X, "target": _X.copy()}, "sum"))),
+    "shift_invariant": ("cross_entropy", wrong.ce_plus_linear, lambda b: checks.shift_invariant(
+        b, _case("cross_entropy", "class_index", _CE, "mean", _CE_OPTS), shift=3)),
+    "grad_sums_to_zero": ("cross_entropy", wrong.ce_plus_linear, lambda b: checks.grad_sums_to_zero(
+        b, _case("cross_entropy", "class_index", _CE, "sum", _CE_OPTS))),
+}  # fmt: skip
+
+
+def test_every_check_kind_is_covered() -> None:
+    assert sorted(KINDS) == sorted(checks.CHECKS)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_printed_line_fails_the_same_way(kind: str) -> None:
+    loss, impl, call = KINDS[kind]
+    backend = OverrideBackend(TORCH, {loss: impl})
+    call(TORCH)  # torch itself conforms: the failure below is the implementation's
+    with pytest.raises(ConformanceFailure) as first:
+        call(backend)
+    message = str(first.value)
+    code = textwrap.dedent(message.split("reproduce with:\n", 1)[1])
+    if kind != "oracle":
+        assert f"check={kind!r}" in code, code
+    with pytest.raises(ConformanceFailure) as again:
+        exec(compile(code, "<reproduction>", "exec"), {})
+    assert str(again.value).splitlines()[:2] == message.splitlines()[:2]
+
+
+def test_replay_returns_normally_where_the_backend_conforms(capsys: pytest.CaptureFixture[str]) -> None:
+    replay("torch-cpu", "mse_loss", dtype="float32", reduction="mean",
+           arrays={"input": _X, "target": _Y}, options={}, wrt=("input",))  # fmt: skip
+    assert "conforms" in capsys.readouterr().out
+
+
+def test_replay_rejects_an_unknown_check() -> None:
+    with pytest.raises(ValueError, match="check: expected one of"):
+        replay("torch-cpu", "mse_loss", dtype="float32", reduction="mean",
+               arrays={"input": _X, "target": _Y}, options={}, check="bogus")  # fmt: skip
