@@ -359,12 +359,24 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
         return (yield)
     from conformance import harness
 
+    from hypothesis.errors import Unsatisfiable
+
+    def pending() -> Any:
+        return harness.SESSION.get("expected_failures", {}).pop(item.nodeid, None)
+
     try:
         result = yield
-    finally:
-        pending = harness.SESSION.get("expected_failures", {}).pop(item.nodeid, None)
-    if pending is not None:
-        pytest.xfail(pending[1])
+    except Unsatisfiable:  # every example was rejected, some of them as expected failures?
+        shared = pending()
+        if shared is None:
+            raise
+        pytest.xfail(shared[1])
+    except BaseException:  # a real failure (or a skip) wins over an expected one
+        pending()
+        raise
+    shared = pending()
+    if shared is not None:
+        pytest.xfail(shared[1])
     return result
 
 
