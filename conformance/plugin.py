@@ -357,9 +357,9 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
     loss (``harness.guarded``) ends as an expected failure naming it."""
     if not getattr(item.config, "_conformance_active", False):
         return (yield)
-    from conformance import harness
-
     from hypothesis.errors import Unsatisfiable
+
+    from conformance import harness
 
     def pending() -> Any:
         return harness.SESSION.get("expected_failures", {}).pop(item.nodeid, None)
