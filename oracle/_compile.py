@@ -23,7 +23,7 @@ import sympy as sp
 from oracle._errscale import scale
 from oracle._lower import Lowered, expand_bound_deltas, lower
 from oracle._stable import stabilize
-from spec import Variant
+from spec import Variant, j
 from spec.derive import ClosedForms, derive, tidy_sums, variant_by_key
 
 
@@ -71,13 +71,19 @@ def stable_forms(v: Variant) -> ClosedForms:
     return derive(v, transform)
 
 
-def _form(e: sp.Expr, names: tuple[str, ...], idx: frozenset[str]) -> Form:
+def _out(v: Variant) -> tuple[sp.Symbol, ...]:
+    """The labelled dims of every result: ``(j,)`` for class-axis variants (values ``(..., 1)``,
+    gradients w.r.t. class-axis arguments ``(..., C)``), none for element-wise ones."""
+    return (j,) if v.has_class_axis else ()
+
+
+def _form(e: sp.Expr, names: tuple[str, ...], idx: frozenset[str], out: tuple[sp.Symbol, ...]) -> Form:
     # Pull common numeric factors out of sums: SymPy distributes 2·(x - y) into 2x - 2y, which
     # overflows (inf - inf) where x - y does not.
     e = sp.factor_terms(e)
-    fn = lower(e, names, idx)
+    fn = lower(e, names, idx, out)
     switches = tuple(Switch(lower(m, names, idx), lower(scale(m), names, idx)) for m in fn.switches)
-    return Form(fn, lower(scale(e), names, idx), switches)
+    return Form(fn, lower(scale(e), names, idx, out), switches)
 
 
 @cache
@@ -117,11 +123,11 @@ def compiled(key: str) -> Compiled:
 def _build(key: str) -> Compiled:
     v = variant_by_key(key)
     forms = stable_forms(v)
-    names, idx = _names(v), _index_args(v)
+    names, idx, out = _names(v), _index_args(v), _out(v)
     return Compiled(
         variant=v,
         forms=forms,
-        value=_form(forms.value, names, idx),
-        grads={n: _form(g, names, idx) for n, g in forms.grads.items()},
-        mean_weight=lower(v.mean_weight, names, idx),
+        value=_form(forms.value, names, idx, out),
+        grads={n: _form(g, names, idx, out) for n, g in forms.grads.items()},
+        mean_weight=lower(v.mean_weight, names, idx, out),
     )

@@ -15,22 +15,38 @@ Array = np.ndarray[Any, Any]
 
 
 def take(a: Array, idx: Array) -> Array:
-    """``a[..., idx]`` for a class index per sample; ``idx`` has shape ``(..., 1)``.
+    """``a[..., idx]``: the component of the last dim (the class axis) at a class index per sample;
+    ``idx`` has the batch shape ``(...)``, and so has the result.
 
     Indices are clipped into range: ignored samples carry ``ignore_index`` (often -100), and their
     value is masked afterwards.
     """
     a = np.asarray(a)
+    idx = np.asarray(idx)
     c = a.shape[-1]
     safe = np.clip(idx, 0, c - 1)
     if a.ndim == 1:
         return a[safe]
-    shape = np.broadcast_shapes(a.shape[:-1], safe.shape[:-1])
-    return np.take_along_axis(np.broadcast_to(a, (*shape, c)), np.broadcast_to(safe, (*shape, 1)), axis=-1)
+    shape = np.broadcast_shapes(a.shape[:-1], safe.shape)
+    picked = np.take_along_axis(
+        np.broadcast_to(a, (*shape, c)), np.broadcast_to(safe, shape)[..., None], axis=-1
+    )
+    return picked[..., 0]
 
 
 def onehot(idx: Array, c: int) -> Array:
-    return (np.arange(c) == idx).astype(np.float64)
+    """``(..., C)``: 1 at the class index of each sample."""
+    return (np.arange(c) == np.asarray(idx)[..., None]).astype(np.float64)
+
+
+def eye(c: int) -> Array:
+    """``δ(a, b)`` of two dummies along one axis: the ``(C, C)`` identity."""
+    return np.eye(int(c))
+
+
+def softplus(z: Array) -> Array:
+    """log(1 + exp(z)) without overflow."""
+    return np.logaddexp(0.0, z)
 
 
 def flip(flips: Mapping[int, Array], n: int, cond: Array) -> Array:
@@ -45,9 +61,10 @@ def sigmoid(z: Array) -> Array:
 
 
 def logsumexp(x: Array) -> Array:
+    """``log Σ exp(x)`` over the last dim: ``(...)``."""
     m = np.max(x, axis=-1, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
-    return m + np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True))
+    return (m + np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True)))[..., 0]
 
 
 def softmax(x: Array) -> Array:
@@ -65,21 +82,29 @@ def _others(x: Array) -> tuple[Array, Array, Array]:
     return m, am, np.sum(e, axis=-1, keepdims=True)
 
 
-def neg_log_softmax(x: Array, xa: Array) -> Array:
-    """``logsumexp(x) - xa`` as ``(m - xa) + log1p(Σ_{i≠argmax} exp(x_i - m))``.
+def neg_log_softmax_all(x: Array) -> Array:
+    """``logsumexp(x) - x`` at every component, ``(..., C)``, as
+    ``(m - x) + log1p(Σ_{i≠argmax} exp(x_i - m))``.
 
-    Both terms are non-negative, so there is no cancellation; where ``xa`` is the max the result is
-    the log1p of a small sum, exact to a few ulp even when it is 1e-44.
+    Both terms are non-negative, so there is no cancellation; where ``x_a`` is the max the result
+    is the log1p of a small sum, exact to a few ulp even when it is 1e-44.
     """
     m, _, s = _others(x)
-    return (m - xa) + np.log1p(s)
+    return (m - x) + np.log1p(s)
+
+
+def neg_log_softmax_at(x: Array, idx: Array) -> Array:
+    """``neg_log_softmax_all(x)`` at one class index per sample, ``(...)``, without forming the rest."""
+    m, _, s = _others(x)
+    return (m[..., 0] - take(x, idx)) + np.log1p(s[..., 0])
 
 
 def softmax_minus_onehot(x: Array, idx: Array) -> Array:
-    """``softmax(x) - onehot(idx)``, with the ``idx`` component as ``-Σ_{i≠idx} softmax_i``."""
+    """``softmax(x) - onehot(idx)``, ``(..., C)``, with the ``idx`` component as
+    ``-Σ_{i≠idx} softmax_i``; ``idx`` has the batch shape."""
     m = np.max(x, axis=-1, keepdims=True)
     e = np.exp(x - m)
     total = np.sum(e, axis=-1, keepdims=True)
-    at = np.arange(x.shape[-1]) == idx
+    at = np.arange(x.shape[-1]) == np.asarray(idx)[..., None]
     others = np.sum(np.where(at, 0.0, e), axis=-1, keepdims=True)  # not total - e[idx]: exact when tiny
     return np.where(at, -others / total, e / total)

@@ -1,29 +1,36 @@
-"""Lowering of derived SymPy expressions to vectorised NumPy functions.
+"""Lowering of derived SymPy expressions to vectorised NumPy functions, with labelled axes.
 
 ``lambdify`` prints a class-axis ``Sum`` as a Python generator loop, per call and per sample. This
-printer instead maps the class axis onto the last axis of the arrays:
+lowering instead gives every subexpression an array whose leading dims are the batch and whose
+trailing dims are **labelled** by the summation dummies free in it (``spec.NAMED_AXES``: ``k``,
+``i``, ``j`` along the class axis, each its own dim), in one canonical order:
 
-* ``x[k]`` (``k`` a summation dummy) and ``x[j]`` (``j`` the gradient component) print as the whole
-  array ``x`` of shape ``(..., C)``;
-* ``x[target]`` (``target`` a class-index argument) prints as ``take_along_axis`` → ``(..., 1)``;
-* ``Sum(f, (k, 0, C - 1))`` prints as ``numpy.sum(f, axis=-1, keepdims=True)``;
-* ``KroneckerDelta(j, target)`` prints as the one-hot array of ``target``.
+* ``x[k]`` is the array ``x`` of shape ``(..., C)`` with its last dim labelled ``k``; ``x[i]`` is the
+  same array labelled ``i``;
+* an operation aligns its operands' labels as einsum does: ``x[i] * x[k]`` is
+  ``x[..., :, None] * x[..., None, :]``, labelled ``(k, i)``;
+* ``Sum(f, (k, 0, C - 1))`` sums over the dim labelled ``k`` (the label goes); a sum of something
+  that does not depend on ``k`` is ``C`` times it; several limits are several sums;
+* ``x[target]`` (``target`` a class-index argument, one per sample) takes along the class dim, and
+  ``KroneckerDelta(j, target)`` is the one-hot array of ``target``, labelled ``j``.
 
-Branches (``Piecewise``, ``Max``, ``Min``) print as ``numpy.where`` on a condition that can be
+Anything the lowering does not know (a partial sum, a dummy used as a number, an unknown function)
+raises ``NotImplementedError`` at lowering time: nothing is printed that does not carry its labels.
+
+Branches (``Piecewise``, ``Max``, ``Min``) lower to ``numpy.where`` on a condition that can be
 flipped per element, so that the conformance harness can evaluate the other side of a branch whose
 condition lies within rounding of its boundary (see ``docs/error-model.md``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import sympy as sp
-from sympy.codegen.cfunctions import log1p
-from sympy.printing.numpy import NumPyPrinter
+from sympy.codegen.cfunctions import expm1, log1p
 
 from oracle import _kernels
 from oracle._stable import (
@@ -35,113 +42,270 @@ from oracle._stable import (
     Softmax,
     SoftmaxMinusDelta,
     Softplus,
+    SquareOver,
 )
-from spec import C, i, k
+from spec import NAMED_AXES
 
 Array = np.ndarray[Any, Any]
+Labels = tuple[sp.Symbol, ...]
+
+#: summation dummy -> (its axis's size symbol, its rank in the canonical label order)
+_DUMMIES: dict[sp.Symbol, tuple[sp.Symbol, int]] = {
+    d: (ax.size, n) for n, (ax, d) in enumerate((ax, d) for ax in NAMED_AXES for d in ax.dummies)
+}
+_SIZES: dict[sp.Symbol, str] = {ax.size: f"_{ax.size.name}" for ax in NAMED_AXES}
+
+_FUNCS: dict[type[sp.Basic], str] = {
+    sp.exp: "numpy.exp",
+    sp.log: "numpy.log",
+    sp.Abs: "numpy.abs",
+    sp.sign: "numpy.sign",
+    sp.tanh: "numpy.tanh",
+    sp.cosh: "numpy.cosh",
+    sp.sinh: "numpy.sinh",
+    sp.atan: "numpy.arctan",
+    sp.floor: "numpy.floor",
+    sp.ceiling: "numpy.ceil",
+    log1p: "numpy.log1p",
+    expm1: "numpy.expm1",
+    Softplus: "_k.softplus",
+    Sigmoid: "_k.sigmoid",
+}
+_RELATIONS: dict[type[sp.Basic], str] = {
+    sp.StrictGreaterThan: "numpy.greater",
+    sp.GreaterThan: "numpy.greater_equal",
+    sp.StrictLessThan: "numpy.less",
+    sp.LessThan: "numpy.less_equal",
+    sp.Equality: "numpy.equal",
+    sp.Unequality: "numpy.not_equal",
+}
 
 
-class _Printer(NumPyPrinter):
+def _order(labels: set[sp.Symbol] | Labels) -> Labels:
+    return tuple(sorted(labels, key=lambda d: _DUMMIES[d][1]))
+
+
+@dataclass(frozen=True)
+class _Code:
+    """A lowered subexpression: NumPy source, and the labels of its trailing dims."""
+
+    src: str
+    labels: Labels = ()
+    literal: bool = False  # a Python number: broadcasts as it is
+
+
+class _Lowerer:
     def __init__(self, index_args: frozenset[str]) -> None:
-        super().__init__({"fully_qualified_modules": True, "inline": True, "allow_unknown_functions": False})
         self.index_args = index_args
         self.switches: list[sp.Expr] = []  # the margin (signed distance to the boundary) of each branch
+        self.temps: dict[sp.Symbol, Labels] = {}  # common subexpressions: their labels
 
-    # -- symbols and the class axis ---------------------------------------------------------------
-    def _print_Symbol(self, s: sp.Symbol) -> str:
-        return "_C" if s == C else super()._print_Symbol(s)
+    # -- alignment ----------------------------------------------------------------------------
+    @staticmethod
+    def align(c: _Code, to: Labels) -> str:
+        """``c`` with a dim for every label of ``to`` (size 1 where ``c`` lacks it), in order."""
+        if c.literal or c.labels == to:
+            return c.src if c.literal else f"({c.src})"
+        missing = [d for d in c.labels if d not in to]
+        if missing:
+            raise NotImplementedError(f"labels {c.labels} do not fit in {to}")
+        idx = ", ".join(":" if d in c.labels else "None" for d in to)
+        return f"({c.src})[..., {idx}]"
 
-    def _component(self, x: sp.Basic, at: sp.Basic) -> str:
-        name = self._print(x)
+    def combine(self, parts: Sequence[_Code]) -> tuple[list[str], Labels]:
+        to = _order({d for p in parts for d in p.labels})
+        return [self.align(p, to) for p in parts], to
+
+    # -- the recursion --------------------------------------------------------------------------
+    def lower(self, e: sp.Basic) -> _Code:
+        if e.is_Number or e.is_NumberSymbol:
+            return self.number(e)
+        if isinstance(e, sp.Symbol):
+            return self.symbol(e)
+        if isinstance(e, sp.Indexed):
+            return self.indexed(e)
+        if isinstance(e, sp.Add):
+            srcs, to = self.combine([self.lower(a) for a in e.args])
+            return _Code(" + ".join(srcs), to)
+        if isinstance(e, sp.Mul):
+            return self.mul(e)
+        if isinstance(e, sp.Pow):
+            return self.pow(e)
+        if isinstance(e, sp.Sum):
+            return self.sum(e)
+        if isinstance(e, sp.KroneckerDelta):
+            return self.delta(e)
+        if isinstance(e, (sp.Piecewise, sp.Max, sp.Min)):
+            return self.branch(e)
+        if isinstance(e, sp.core.relational.Relational):
+            (a, b), to = self.combine([self.lower(e.lhs), self.lower(e.rhs)])
+            return _Code(f"{_RELATIONS[type(e)]}({a}, {b})", to)
+        if isinstance(e, (sp.And, sp.Or, sp.Not)):
+            op = {sp.And: "numpy.logical_and", sp.Or: "numpy.logical_or", sp.Not: "numpy.logical_not"}
+            srcs, to = self.combine([self.lower(a) for a in e.args])
+            out = srcs[0]
+            for s in srcs[1:]:
+                out = f"{op[type(e)]}({out}, {s})"
+            return _Code(out if len(srcs) > 1 else f"{op[type(e)]}({out})", to)
+        if e in (sp.true, sp.false):
+            return _Code(str(bool(e)), (), literal=True)
+        special = getattr(self, f"node_{type(e).__name__}", None)
+        if special is not None:
+            return special(e)  # type: ignore[no-any-return]
+        if type(e) in _FUNCS:
+            (arg,) = (self.lower(x) for x in e.args)
+            return _Code(f"{_FUNCS[type(e)]}({self.align(arg, arg.labels)})", arg.labels)
+        raise NotImplementedError(f"the lowering does not know {type(e).__name__}: {e}")
+
+    def number(self, e: sp.Basic) -> _Code:
+        if e is sp.nan:
+            return _Code("numpy.nan", (), literal=True)
+        if e in (sp.oo, -sp.oo):
+            return _Code("numpy.inf" if e is sp.oo else "(-numpy.inf)", (), literal=True)
+        if e is sp.zoo:
+            raise NotImplementedError("complex infinity in a loss expression")
+        if e.is_Integer:
+            return _Code(f"{int(e)}.0" if abs(int(e)) < 2**53 else repr(float(e)), (), literal=True)
+        return _Code(repr(float(e)), (), literal=True)  # a Rational rounded once, to nearest
+
+    def symbol(self, s: sp.Symbol) -> _Code:
+        if s in _SIZES:
+            return _Code(_SIZES[s], (), literal=True)  # a Python int: broadcasts as it is
+        if s in _DUMMIES:
+            raise NotImplementedError(f"a summation dummy used as a number: {s}")
+        if s in self.temps:
+            return _Code(s.name, self.temps[s])
+        return _Code(s.name)
+
+    def _array(self, base: sp.Basic) -> str:
+        if not isinstance(base, sp.IndexedBase):
+            raise NotImplementedError(f"not an argument's array: {base}")
+        return str(base.label)
+
+    def indexed(self, e: sp.Indexed) -> _Code:
+        if len(e.indices) != 1:
+            raise NotImplementedError(f"only one index per argument lowers: {e}")
+        (at,) = e.indices
+        name = self._array(e.base)
+        if at in _DUMMIES:
+            return _Code(name, (at,))
         if isinstance(at, sp.Symbol) and at.name in self.index_args:
-            return f"_k.take({name}, {self._print(at)})"
-        return name
+            return _Code(f"_k.take({name}, {at.name})")
+        raise NotImplementedError(f"an index that is neither a dummy nor a class-index argument: {e}")
 
-    def _print_Indexed(self, e: sp.Indexed) -> str:
-        return self._component(e.base, e.indices[0])
+    def mul(self, e: sp.Mul) -> _Code:
+        num: list[sp.Basic] = []
+        den: list[sp.Basic] = []
+        for f in e.args:
+            if isinstance(f, sp.Pow) and f.exp.is_Number and f.exp < 0:
+                den.append(f.base ** (-f.exp))
+            else:
+                num.append(f)
+        parts = [self.lower(f) for f in (*num, *den)]
+        srcs, to = self.combine(parts)
+        top = " * ".join(srcs[: len(num)]) or "1.0"
+        if not den:
+            return _Code(top, to)
+        bottom = " * ".join(srcs[len(num) :])
+        return _Code(f"({top}) / ({bottom})", to)
 
-    def _print_IndexedBase(self, e: sp.IndexedBase) -> str:
-        return str(e.label)
+    def pow(self, e: sp.Pow) -> _Code:
+        b, p = e.args
+        base = self.lower(b)
+        src = self.align(base, base.labels)
+        if p == sp.Rational(1, 2):
+            return _Code(f"numpy.sqrt({src})", base.labels)
+        if p == -1:
+            return _Code(f"1.0 / {src}", base.labels)
+        if p == 2:
+            return _Code(f"{src} * {src}", base.labels)
+        (bs, ps), to = self.combine([base, self.lower(p)])
+        return _Code(f"{bs} ** {ps}", to)
 
-    def _print_Sum(self, e: sp.Sum) -> str:
-        (d, lo, hi) = e.limits[0]
-        if lo != 0 or hi != C - 1:
-            raise NotImplementedError(f"only full class-axis sums lower: {e}")
-        if not e.function.has(d):
-            return f"(_C * ({self._print(e.function)}))"
-        return f"numpy.sum({self._print(e.function)}, axis=-1, keepdims=True)"
+    def sum(self, e: sp.Sum) -> _Code:
+        body = self.lower(e.function)
+        src, labels = self.align(body, body.labels), body.labels
+        for d, lo, hi in e.limits:
+            if d not in _DUMMIES:
+                raise NotImplementedError(f"a sum over {d}, not a dummy of a named axis: {e}")
+            size = _DUMMIES[d][0]
+            if lo != 0 or sp.simplify(hi - (size - 1)) != 0:
+                raise NotImplementedError(f"only full sums over an axis lower ({d} in [0, {size} - 1]): {e}")
+            if d not in labels:
+                src = f"({_SIZES[size]} * {src})"
+                continue
+            axis = labels.index(d) - len(labels)
+            src = f"numpy.sum({src}, axis={axis})"
+            labels = tuple(x for x in labels if x != d)
+        return _Code(src, labels)
 
-    def _print_KroneckerDelta(self, e: sp.KroneckerDelta) -> str:
+    def delta(self, e: sp.KroneckerDelta) -> _Code:
         a, b = e.args
-        idx = [t for t in (a, b) if isinstance(t, sp.Symbol) and t.name in self.index_args]
-        if len(idx) != 1:
-            raise NotImplementedError(f"KroneckerDelta must pair a component with a class index: {e}")
-        return f"_k.onehot({self._print(idx[0])}, _C)"
+        dummies = [t for t in (a, b) if t in _DUMMIES]
+        index = [t for t in (a, b) if isinstance(t, sp.Symbol) and t.name in self.index_args]
+        if len(dummies) == 1 and len(index) == 1:
+            return _Code(f"_k.onehot({index[0].name}, {_SIZES[_DUMMIES[dummies[0]][0]]})", (dummies[0],))
+        if len(dummies) == 2 and _DUMMIES[a][0] == _DUMMIES[b][0]:
+            return _Code(f"_k.eye({_SIZES[_DUMMIES[a][0]]})", _order({a, b}))  # symmetric
+        raise NotImplementedError(f"KroneckerDelta must pair a dummy with a class index or a dummy: {e}")
 
-    # -- stable nodes ----------------------------------------------------------------------------
-    def _print_Softplus(self, e: Softplus) -> str:
-        return f"numpy.logaddexp(0.0, {self._print(e.args[0])})"
-
-    def _print_Sigmoid(self, e: Sigmoid) -> str:
-        return f"_k.sigmoid({self._print(e.args[0])})"
-
-    def _print_LogSumExp(self, e: LogSumExp) -> str:
-        return f"_k.logsumexp({self._print(e.args[0])})"
-
-    def _print_Softmax(self, e: Softmax) -> str:
-        x, a = e.args
-        return self._component_of(f"_k.softmax({self._print(x)})", a)
-
-    def _component_of(self, full: str, at: sp.Basic) -> str:
+    # -- stable nodes (their array argument is a whole IndexedBase along the class axis) ------------
+    def _component(self, full: str, at: sp.Basic) -> _Code:
+        """Component ``at`` of a kernel's ``(..., C)`` result: labelled by a dummy, or taken."""
+        if at in _DUMMIES:
+            return _Code(full, (at,))
         if isinstance(at, sp.Symbol) and at.name in self.index_args:
-            return f"_k.take({full}, {self._print(at)})"
-        return full
+            return _Code(f"_k.take({full}, {at.name})")
+        raise NotImplementedError(f"a component that is neither a dummy nor a class index: {at}")
 
-    def _print_NegLogSoftmax(self, e: NegLogSoftmax) -> str:
+    def node_LogSumExp(self, e: LogSumExp) -> _Code:
+        return _Code(f"_k.logsumexp({self._array(e.args[0])})")
+
+    def node_MaxAbs(self, e: MaxAbs) -> _Code:
+        return _Code(f"numpy.max(numpy.abs({self._array(e.args[0])}), axis=-1)")
+
+    def node_Softmax(self, e: Softmax) -> _Code:
         x, a = e.args
-        return f"_k.neg_log_softmax({self._print(x)}, {self._component(x, a)})"
+        return self._component(f"_k.softmax({self._array(x)})", a)
 
-    def _print_SoftmaxMinusDelta(self, e: SoftmaxMinusDelta) -> str:
+    def node_NegLogSoftmax(self, e: NegLogSoftmax) -> _Code:
+        x, a = e.args
+        name = self._array(x)
+        if isinstance(a, sp.Symbol) and a.name in self.index_args:
+            return _Code(f"_k.neg_log_softmax_at({name}, {a.name})")
+        return self._component(f"_k.neg_log_softmax_all({name})", a)
+
+    def node_SoftmaxMinusDelta(self, e: SoftmaxMinusDelta) -> _Code:
         x, b, a = e.args
         if not (isinstance(a, sp.Symbol) and a.name in self.index_args):
             raise NotImplementedError(f"expand SoftmaxMinusDelta over a dummy before lowering: {e}")
-        return self._component_of(f"_k.softmax_minus_onehot({self._print(x)}, {self._print(a)})", b)
+        return self._component(f"_k.softmax_minus_onehot({self._array(x)}, {a.name})", b)
 
-    def _print_SquareOver(self, e: sp.Expr) -> str:
-        u, v = (self._print(a) for a in e.args)
-        return f"(({u}) * (({u}) / ({v})))"
-
-    def _print_MaxAbs(self, e: MaxAbs) -> str:
-        return f"numpy.max(numpy.abs({self._print(e.args[0])}), axis=-1, keepdims=True)"
-
-    def _print_log1p(self, e: log1p) -> str:
-        return f"numpy.log1p({self._print(e.args[0])})"
+    def node_SquareOver(self, e: SquareOver) -> _Code:
+        (u, v), to = self.combine([self.lower(a) for a in e.args])
+        return _Code(f"{u} * ({u} / {v})", to)
 
     # -- branches -----------------------------------------------------------------------------------
-    def _switch(self, margin: sp.Expr, cond: str, then: str, other: str) -> str:
+    def _switch(self, margin: sp.Expr, cond: _Code, then: _Code, other: _Code) -> _Code:
         n = len(self.switches)
         self.switches.append(margin)
-        return f"numpy.where(_k.flip(_flips, {n}, {cond}), {then}, {other})"
+        flipped = _Code(f"_k.flip(_flips, {n}, {self.align(cond, cond.labels)})", cond.labels)
+        (c, t, o), to = self.combine([flipped, then, other])
+        return _Code(f"numpy.where({c}, {t}, {o})", to)
 
-    def _print_Piecewise(self, e: sp.Piecewise) -> str:
-        (then, cond), *rest = e.args
-        other = rest[0][0] if len(rest) == 1 and rest[0][1] == sp.true else sp.Piecewise(*rest)
-        if not isinstance(cond, sp.core.relational.Relational):
-            raise NotImplementedError(f"Piecewise condition must be a comparison: {cond}")
-        margin = cond.lhs - cond.rhs
-        return self._switch(margin, self._print(cond), self._print(then), self._print(other))
-
-    def _minmax(self, e: sp.Expr, op: str) -> str:
+    def branch(self, e: sp.Basic) -> _Code:
+        if isinstance(e, sp.Piecewise):
+            (then, cond), *rest = e.args
+            other = rest[0][0] if len(rest) == 1 and rest[0][1] == sp.true else sp.Piecewise(*rest)
+            if not isinstance(cond, sp.core.relational.Relational):
+                raise NotImplementedError(f"Piecewise condition must be a comparison: {cond}")
+            return self._switch(cond.lhs - cond.rhs, self.lower(cond), self.lower(then), self.lower(other))
         a, *rest = e.args
         b = rest[0] if len(rest) == 1 else e.func(*rest)
-        pa, pb = self._print(a), self._print(b)
-        return self._switch(a - b, f"numpy.{op}({pa}, {pb})", pa, pb)
-
-    def _print_Max(self, e: sp.Max) -> str:
-        return self._minmax(e, "greater_equal")
-
-    def _print_Min(self, e: sp.Min) -> str:
-        return self._minmax(e, "less_equal")
+        la, lb = self.lower(a), self.lower(b)
+        op = "numpy.greater_equal" if isinstance(e, sp.Max) else "numpy.less_equal"
+        (sa, sb), to = self.combine([la, lb])
+        return self._switch(a - b, _Code(f"{op}({sa}, {sb})", to), la, lb)
 
 
 _NAMESPACE = {"numpy": np, "_k": _kernels}
@@ -151,22 +315,24 @@ _NAMESPACE = {"numpy": np, "_k": _kernels}
 class Lowered:
     """One expression as a NumPy function of named arrays, with its branch switches.
 
-    ``fn(env, flips)`` evaluates the expression; ``flips`` maps a switch number to a boolean mask of
-    elements whose branch is taken the other way. ``switches`` are the margins of the branches, in
-    the same numbering, as lowered functions of ``env``.
+    ``fn(env, flips)`` evaluates the expression; its result's trailing dims are labelled by
+    ``labels`` (the dummies still free in it, e.g. the gradient component ``j``). ``flips`` maps a
+    switch number to a boolean mask of elements whose branch is taken the other way. ``switches``
+    are the margins of the branches, in the same numbering, as SymPy expressions.
     """
 
     expr: sp.Expr
     source: str
     fn: Callable[[Mapping[str, Array], Mapping[int, Array]], Array]
     switches: tuple[sp.Expr, ...]
+    labels: Labels = ()
 
     def __call__(self, env: Mapping[str, Array], flips: Mapping[int, Array] | None = None) -> Array:
         with np.errstate(all="ignore"):
             return self.fn(env, flips or {})
 
     def __reduce__(self) -> tuple[Any, ...]:  # pickled as its source (see oracle._compile's cache)
-        return (_from_source, (self.expr, self.source, self.switches))
+        return (_from_source, (self.expr, self.source, self.switches, self.labels))
 
 
 def _exec(source: str, expr: sp.Expr) -> Callable[[Mapping[str, Array], Mapping[int, Array]], Array]:
@@ -175,29 +341,47 @@ def _exec(source: str, expr: sp.Expr) -> Callable[[Mapping[str, Array], Mapping[
     return ns["_lowered"]  # type: ignore[return-value]
 
 
-def _from_source(expr: sp.Expr, source: str, switches: tuple[sp.Expr, ...]) -> Lowered:
-    return Lowered(expr, source, _exec(source, expr), switches)
+def _from_source(expr: sp.Expr, source: str, switches: tuple[sp.Expr, ...], labels: Labels = ()) -> Lowered:
+    return Lowered(expr, source, _exec(source, expr), switches, labels)
 
 
-def lower(expr: sp.Expr, names: tuple[str, ...], index_args: frozenset[str]) -> Lowered:
-    """Compile ``expr`` into a vectorised NumPy function of the arrays named ``names``."""
-    printer = _Printer(index_args)
-    # Common subexpressions are computed once (error scales repeat their operands many times).
-    # Subexpressions with a summation dummy (or the class count of its limits) stay in their Sum.
-    temps, (reduced,) = sp.cse(expr, symbols=sp.numbered_symbols("_t"), ignore=(k, i, C))
-    lines = [f"    {t} = {printer.doprint(e)}" for t, e in temps]
-    body = printer.doprint(reduced)
-    text = "\n".join(lines) + body
-    unpack = "".join(f"    {n} = env[{n!r}]\n" for n in (*names, "_C") if n in text or n == "_C")
+def lower(
+    expr: sp.Expr, names: tuple[str, ...], index_args: frozenset[str], out: Labels | None = None
+) -> Lowered:
+    """Compile ``expr`` into a vectorised NumPy function of the arrays named ``names``.
+
+    ``out`` is the labels the result must carry as its trailing dims (``(j,)`` for the class-axis
+    variants, whose values are then ``(..., 1)`` and input gradients ``(..., C)``); None keeps the
+    expression's own. A dummy free in ``expr`` but not in ``out`` raises ``NotImplementedError``.
+    """
+    lw = _Lowerer(index_args)
+    # Common subexpressions are computed once (error scales repeat their operands many times), those
+    # holding a summation dummy too: a temporary is an array labelled like what it stands for, and
+    # the same labelled array under two sums over the same dummy has the same values. Sizes stay
+    # out of temporaries, so that every sum's limits keep their literal form.
+    temps, (reduced,) = sp.cse(expr, symbols=sp.numbered_symbols("_t"), ignore=tuple(_SIZES))
+    lines = []
+    for t, e in temps:
+        c = lw.lower(e)
+        lw.temps[t] = c.labels
+        lines.append(f"    {t} = {c.src}")
+    body = lw.lower(reduced)
+    want = body.labels if out is None else _order(out)
+    if not set(body.labels) <= set(want):
+        raise NotImplementedError(f"free dummies {body.labels} of {expr} are not in the result's {want}")
+    result = lw.align(body, want)
+    text = "\n".join(lines) + result
+    wanted = (*names, *_SIZES.values())
+    unpack = "".join(f"    {n} = env[{n!r}]\n" for n in wanted if n in text)
     assigns = "".join(ln + "\n" for ln in lines)
-    source = f"def _lowered(env, _flips):\n{unpack}{assigns}    return {body}\n"
+    source = f"def _lowered(env, _flips):\n{unpack}{assigns}    return {result}\n"
     fn = _exec(source, expr)
     switches = []
-    for m in printer.switches:  # margins in terms of the original symbols, not the temporaries
+    for m in lw.switches:  # margins in terms of the original symbols, not the temporaries
         for t, e in reversed(temps):
             m = m.xreplace({t: e})
         switches.append(m)
-    return Lowered(expr, source, fn, tuple(switches))
+    return Lowered(expr, source, fn, tuple(switches), want)
 
 
 def expand_bound_deltas(e: sp.Expr, index_args: frozenset[str]) -> sp.Expr:

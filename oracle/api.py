@@ -208,7 +208,7 @@ def _prepare_classes(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _Prepa
             raise _fail(
                 "target", f"class indices in [0, {c}) or ignore_index={ii}", f"{int(t[pos])} at index {pos}"
             )
-        env["target"] = t[..., None].astype(np.int64)
+        env["target"] = t.astype(np.int64)  # one class index per sample: the batch shape
         env["ignore_index"] = ii
     else:
         ii = bound.get("ignore_index", -100)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from spec import classification, regression  # noqa: F401  (registers the losses)
 from spec._core import (
+    CLASS_AXIS,
+    NAMED_AXES,
     REDUCTIONS,
     REGISTRY,
     Arg,
@@ -15,6 +17,7 @@ from spec._core import (
     Convention,
     Domain,
     Loss,
+    NamedAxis,
     Param,
     Variant,
     i,
@@ -23,6 +26,8 @@ from spec._core import (
 )
 
 __all__ = [
+    "CLASS_AXIS",
+    "NAMED_AXES",
     "REDUCTIONS",
     "REGISTRY",
     "Arg",
@@ -30,6 +35,7 @@ __all__ = [
     "Convention",
     "Domain",
     "Loss",
+    "NamedAxis",
     "Param",
     "Variant",
     "i",

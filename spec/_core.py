@@ -33,6 +33,24 @@ i = sp.Symbol("i", integer=True, nonnegative=True)
 j = sp.Symbol("j", integer=True, nonnegative=True)
 
 Axis = Literal["element", "class", "index"]
+
+
+@dataclass(frozen=True)
+class NamedAxis:
+    """An axis a loss reduces over inside a sample: its name, its size symbol, and the summation
+    dummies written along it (each a distinct index, so ``Σ_i Σ_k x_i x_k`` is a double sum). An
+    argument with this axis holds it as its last array dim; the oracle's lowering labels every
+    array dim with the dummy that indexes it (``oracle._lower``)."""
+
+    name: str
+    size: sp.Symbol
+    dummies: tuple[sp.Symbol, ...]
+
+
+#: the class axis of multi-class losses (dim 1 of (N, C, d1, ...) in torch; dim 0 of (C))
+CLASS_AXIS = NamedAxis("class", C, (k, i, j))
+#: every named axis, in the canonical order the lowering sorts labelled dims in
+NAMED_AXES: tuple[NamedAxis, ...] = (CLASS_AXIS,)
 Reduction = Literal["none", "mean", "sum"]
 REDUCTIONS: tuple[Reduction, ...] = ("none", "mean", "sum")
 

@@ -94,13 +94,12 @@ def test_softplus_and_sigmoid_kernels(zz: float) -> None:
 def test_class_axis_kernels(xs: list[float]) -> None:
     # integer-valued logits: x_i - max x is exact, so each kernel is within a few roundings
     arr = np.array(xs)
-    assert (
-        ulp_error(float(K.logsumexp(arr)[0]), to_float(_num(S.LogSumExp(x).rewrite("elementary"), xs))) <= 2
-    )
-    sm, smo = K.softmax(arr), [K.softmax_minus_onehot(arr, np.array([t])) for t in range(len(xs))]
+    assert ulp_error(float(K.logsumexp(arr)), to_float(_num(S.LogSumExp(x).rewrite("elementary"), xs))) <= 2
+    sm, smo = K.softmax(arr), [K.softmax_minus_onehot(arr, np.array(t)) for t in range(len(xs))]
     for t in range(len(xs)):
         nls = to_float(_num(S.NegLogSoftmax(x, t).rewrite("elementary"), xs))
-        assert ulp_error(float(K.neg_log_softmax(arr, arr[t : t + 1])[0]), nls) <= 2, (t, nls)
+        assert ulp_error(float(K.neg_log_softmax_all(arr)[t]), nls) <= 2, (t, nls)
+        assert float(K.neg_log_softmax_at(arr, np.array(t))) == float(K.neg_log_softmax_all(arr)[t])
         assert ulp_error(float(sm[t]), to_float(_num(S.Softmax(x, t).rewrite("elementary"), xs))) <= 2
         for b in range(len(xs)):
             want = to_float(_num(S.SoftmaxMinusDelta(x, b, t).rewrite("elementary"), xs))
@@ -110,7 +109,7 @@ def test_class_axis_kernels(xs: list[float]) -> None:
 def test_one_hot_logits_keep_tiny_neg_log_softmax() -> None:
     # log1p(2 e^-100) = 7.4401519520416719e-44 (shared/NOTES-numerics.md, mpmath at 300 digits)
     arr = np.array([100.0, 0.0, 0.0])
-    assert float(K.neg_log_softmax(arr, arr[:1])[0]) == 7.4401519520416719e-44
+    assert float(K.neg_log_softmax_all(arr)[0]) == 7.4401519520416719e-44
 
 
 # -- derivatives -----------------------------------------------------------------------------
