@@ -18,7 +18,7 @@ import numpy as np
 
 from conformance.backends import Backend, Layout
 from conformance.errormodel import compare
-from conformance.harness import check, expected, fail, guarded, reject_known, run
+from conformance.harness import call, check, expected, fail, guarded, reject_known
 from conformance.strategies import Case
 from spec import REGISTRY
 
@@ -50,12 +50,12 @@ def reductions_agree(backend: Backend, case: Case, *, known_ok: bool = False) ->
     if not known_ok:
         for reduction in ("none", "sum", "mean"):
             reject_known(backend, dataclasses.replace(base, reduction=reduction))
-    none = run(backend, base).value
+    none = call(backend, base, check="reductions_agree").value
     exp_none = expected(base)
     for reduction in ("sum", "mean"):
         reduced = dataclasses.replace(base, reduction=reduction)
         exp = expected(reduced)
-        got = run(backend, reduced).value
+        got = call(backend, reduced, reproduce=base, check="reductions_agree").value
         keep = np.asarray(exp_none.value_scale)
         if reduction == "sum":
             want = np.sum(none)
@@ -73,7 +73,7 @@ def reductions_agree(backend: Backend, case: Case, *, known_ok: bool = False) ->
         if m:
             raise fail(
                 backend, base, m.describe() + f" (Σ of 'none' = {np.sum(none)!r})", exp=want, got=got,
-                check="reductions_agree",
+                check="reductions_agree", what=m.reason,
             )  # fmt: skip
 
 
@@ -85,13 +85,14 @@ def shift_invariant(backend: Backend, case: Case, *, shift: int, known_ok: bool 
     if not known_ok:
         reject_known(backend, case)
         reject_known(backend, b)
-    ga, gb = run(backend, case).value, run(backend, b).value
+    shift_check: dict[str, Any] = dict(reproduce=case, check="shift_invariant", params={"shift": shift})
+    ga, gb = call(backend, case, **shift_check).value, call(backend, b, **shift_check).value
     scale = np.abs(expected(case).value_scale) + np.abs(expected(b).value_scale)
     m = compare(gb, ga, ga, ga, scale, case.dtype, what=f"loss after adding {shift} to every logit")
     if m:
         raise fail(
             backend, case, m.describe() + " (the loss before the shift is 'expected')", exp=ga, got=gb,
-            check="shift_invariant", params={"shift": shift},
+            check="shift_invariant", params={"shift": shift}, what=m.reason,
         )  # fmt: skip
 
 
@@ -102,12 +103,12 @@ def zero_at_target(backend: Backend, case: Case, *, known_ok: bool = False) -> N
     wrt = _differentiable(case)
     if not known_ok:
         reject_known(backend, case, wrt)
-    got = run(backend, case, wrt=wrt)
+    got = call(backend, case, wrt=wrt, check="zero_at_target")
     for what, arr in (("value", got.value), *((f"gradient w.r.t. {n}", g) for n, g in got.grads.items())):
         if arr is None or np.any(np.asarray(arr) != 0):
             raise fail(
                 backend, case, f"{what} is not exactly 0 at input == target", exp=0.0, got=arr,
-                check="zero_at_target",
+                check="zero_at_target", what=what,
             )  # fmt: skip
 
 
@@ -118,7 +119,7 @@ def grad_sums_to_zero(backend: Backend, case: Case, *, known_ok: bool = False) -
     exp = expected(case, wrt=("input",))
     if not known_ok:
         reject_known(backend, case, ("input",))
-    got = run(backend, case, wrt=("input",))
+    got = call(backend, case, wrt=("input",), check="grad_sums_to_zero")
     g = np.asarray(got.grads["input"])
     cdim = 0 if g.ndim == 1 else 1
     total = np.sum(g, axis=cdim)
@@ -129,7 +130,13 @@ def grad_sums_to_zero(backend: Backend, case: Case, *, known_ok: bool = False) -
     )
     if m:
         raise fail(
-            backend, case, m.describe(), exp=np.zeros_like(total), got=total, check="grad_sums_to_zero"
+            backend,
+            case,
+            m.describe(),
+            exp=np.zeros_like(total),
+            got=total,
+            check="grad_sums_to_zero",
+            what=m.reason,
         )
 
 
@@ -140,13 +147,13 @@ def batch_is_per_sample(backend: Backend, case: Case, *, known_ok: bool = False)
     x = case.arrays["input"]
     if not known_ok:
         reject_known(backend, case)
-    whole = run(backend, case).value
+    whole = call(backend, case, check="batch_is_per_sample").value
     scale = np.abs(expected(case).value_scale)
     for n in range(x.shape[0]):
         one = sample(case, n)
         if not known_ok:
             reject_known(backend, one)
-        got = run(backend, one).value
+        got = call(backend, one, reproduce=case, check="batch_is_per_sample").value
         m = compare(
             whole[n : n + 1], got, got, got, scale[n : n + 1] * 2, case.dtype,
             what=f"sample {n} alone vs in the batch",

@@ -29,7 +29,15 @@ RUNNERS: dict[int, Any] = {}
 
 
 class ConformanceFailure(AssertionError):
-    """A backend result outside the error model; the message is a reproduction."""
+    """A backend result outside the error model; the message is a reproduction. ``what`` names
+    the comparison that failed ("value", "gradient w.r.t. input", ...) and ``got`` holds the
+    backend's numbers there (None for a failure that is not a wrong number: an exception, a
+    mutated input, a hang)."""
+
+    def __init__(self, message: str, *, what: str | None = None, got: Any = None) -> None:
+        super().__init__(message)
+        self.what = what
+        self.got = got
 
 
 @dataclass
@@ -217,12 +225,13 @@ def replay(
 
 
 def seed_line() -> str:
-    """How a failing run replays: its one Hypothesis seed, or the derandomised profile."""
+    """How a failing run replays: its one Hypothesis seed, or the derandomised profile (empty
+    outside a run of the suite)."""
     seed = SESSION.get("seed")
     if seed is None:
         profile = SESSION.get("profile")
         if profile is None:
-            return "hypothesis seed: none (not run by the conformance plugin)"
+            return ""  # a direct call (replay, a script): no seed to show
         return f"hypothesis profile {profile!r}: derandomized (every run draws the same examples)"
     return f"hypothesis seed {seed} (the whole run replays with --hypothesis-seed={seed})"
 
@@ -239,10 +248,12 @@ def fail(
     got: Any = None,
     check: str = "oracle",
     params: Mapping[str, Any] | None = None,
+    what: str | None = None,
 ) -> ConformanceFailure:
+    device = SESSION.get("device") or dict(backend.describe()).get("device") or backend.name
     lines = [
         f"{case.loss} ({case.variant or 'default'}) does not conform on {backend.name} "
-        f"[{SESSION.get('device') or backend.name}], dtype {case.dtype}, reduction={case.reduction!r}, "
+        f"[{device}], dtype {case.dtype}, reduction={case.reduction!r}, "
         f"options {case.options}, layout {layout}",
         f"  {problem}",
     ]
@@ -250,17 +261,13 @@ def fail(
         lines.append(f"  expected: {_fmt(exp)}")
     if got is not None:
         lines.append(f"  got:      {_fmt(got)}")
+    seed = seed_line()
     lines += [
-        f"  {seed_line()}",
-        "  reproduce with:",
-        *(
-            "    " + ln
-            for ln in reproduction(
-                backend, case, wrt=wrt, upstream=upstream, layout=layout, check=check, params=params
-            ).splitlines()
-        ),
+        *([f"  {seed}"] if seed else []),
+        "  reproduce with (paste into python):",
+        reproduction(backend, case, wrt=wrt, upstream=upstream, layout=layout, check=check, params=params),
     ]
-    return ConformanceFailure("\n".join(lines))
+    return ConformanceFailure("\n".join(lines), what=what, got=got)
 
 
 #: divergences of the base backend hit by the cases of the check now running (``guarded``)
@@ -282,15 +289,41 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         except ConformanceFailure as e:
             if not _shared:
                 raise
-            d = _shared[0]
-            note = f"also a known divergence of {backend.base.name}: {d.id}"  # type: ignore[attr-defined]
+            d, base = _shared[0], backend.base  # type: ignore[attr-defined]
+            _shared = []
+            if not _fails_alike(e, lambda: fn(base, case, *args, **{**kwargs, "known_ok": True}), case):
+                raise ConformanceFailure(
+                    f"{e}\n  (inside {base.name}'s known divergence {d.id}, but this result is not "
+                    f"{base.name}'s: a failure)", what=e.what, got=e.got,
+                ) from None  # fmt: skip
+            note = f"also a known divergence of {base.name}: {d.id}"
             if SESSION.get("strict"):
-                raise ConformanceFailure(f"{e}\n  ({note}; a failure under --conformance-strict)") from None
+                raise ConformanceFailure(
+                    f"{e}\n  ({note}; a failure under --conformance-strict)", what=e.what, got=e.got
+                ) from None
             expected_failure(case, f"{note} ({d.reason})\n{e}")
         finally:
             _shared = saved
 
     return wrapper
+
+
+def _fails_alike(failure: ConformanceFailure, on_base: Callable[[], Any], case: Case) -> bool:
+    """Whether the base backend fails the same comparison with the same numbers (within the error
+    model's bound of its own result: NaN where it has NaN, the same infinities)."""
+    if failure.got is None or failure.what is None:
+        return False  # an exception, a mutation, a hang: not what the divergence records
+    try:
+        on_base()
+    except ConformanceFailure as b:
+        if b.what != failure.what or b.got is None:
+            return False
+        theirs = np.asarray(b.got, np.float64)
+        ours = np.asarray(failure.got, np.float64)
+        if theirs.shape != ours.shape:
+            return False
+        return compare(ours, theirs, theirs, theirs, np.abs(theirs), case.dtype, what="") is None
+    return False  # the base backend conforms on this case: nothing shared
 
 
 def expected_failure(case: Case, message: str) -> None:
@@ -326,7 +359,10 @@ def reject_known(backend: Backend, case: Case, wrt: Sequence[str] = ()) -> None:
             assume(False)
         import pytest
 
-        pytest.skip(f"the implementation of {case.loss} does not take {unsupported} (left unchecked)")
+        why = getattr(backend, "impls", {})[case.loss].unchecked.get(unsupported, "")
+        pytest.skip(
+            f"the implementation of {case.loss} does not take {unsupported!r} ({why}): left unchecked"
+        )
     if case.loss in getattr(backend, "overrides", {}):
         shared = known(backend.base, case, wrt)  # type: ignore[attr-defined]
         if shared is not None:  # judged by ``guarded`` if the implementation fails here
@@ -354,7 +390,8 @@ def require(backend: Backend, loss: str, option: str) -> None:
     if impl is not None and not impl.supports(option):
         import pytest
 
-        pytest.skip(f"the implementation of {loss} does not take {option!r}: {impl.unchecked[option]}")
+        why = impl.unchecked[option]
+        pytest.skip(f"the implementation of {loss} does not take {option!r} ({why}): left unchecked")
 
 
 def _unsupported(backend: Backend, case: Case) -> str | None:
@@ -393,30 +430,7 @@ def check(
     if not known_ok:
         reject_known(backend, case, wrt)
     exp = expected(case, wrt=wrt, upstream=upstream)
-    try:
-        got = run(backend, case, wrt=wrt, upstream=upstream, layout=layout)
-    except BadResult as e:
-        raise fail(backend, case, str(e), wrt=wrt, upstream=upstream, layout=layout) from e
-    except RuntimeError as e:
-        from conformance.isolate import Hang, RemoteError
-
-        if isinstance(e, Hang):
-            raise fail(backend, case, str(e), wrt=wrt, upstream=upstream, layout=layout) from None
-        kind = e.kind if isinstance(e, RemoteError) else type(e).__name__
-        raise fail(backend, case, f"raised {kind}: {e}", wrt=wrt, upstream=upstream, layout=layout) from e
-    except Exception as e:  # the backend raised on valid input
-        raise fail(
-            backend, case, f"raised {type(e).__name__}: {e}", wrt=wrt, upstream=upstream, layout=layout
-        ) from e
-    if got.mutated:
-        raise fail(
-            backend,
-            case,
-            f"modified its input argument(s) in place: {got.mutated}",
-            wrt=wrt,
-            upstream=upstream,
-            layout=layout,
-        )
+    got = call(backend, case, wrt=wrt, upstream=upstream, layout=layout)
     problems: list[tuple[Mismatch, Any, Any]] = []
     m = compare(got.value, exp.value, exp.value_lo, exp.value_hi, exp.value_scale, case.dtype, what="value")
     if m:
@@ -446,6 +460,43 @@ def check(
     if problems:
         worst, want, have = problems[0]
         raise fail(
-            backend, case, worst.describe(), wrt=wrt, upstream=upstream, layout=layout, exp=want, got=have
-        )
+            backend, case, worst.describe(), wrt=wrt, upstream=upstream, layout=layout, exp=want, got=have,
+            what=worst.reason,
+        )  # fmt: skip
     return got, exp
+
+
+def call(
+    backend: Backend,
+    case: Case,
+    *,
+    wrt: Sequence[str] = (),
+    upstream: Array | None = None,
+    layout: Layout = "contiguous",
+    reproduce: Case | None = None,
+    check: str = "oracle",
+    params: Mapping[str, Any] | None = None,
+) -> Outcome:
+    """:func:`run`, with every misbehaviour of the implementation (raising on valid input, a
+    non-tensor or wrong-dtype result, a hang, modifying an input) a failure of the check ``check``,
+    whose reproduction replays ``reproduce`` (default ``case``) through that check."""
+    shown = reproduce if reproduce is not None else case
+    where: dict[str, Any] = dict(wrt=wrt, upstream=upstream, layout=layout, check=check, params=params)
+    if check != "oracle":
+        where.update(wrt=(), upstream=None, layout="contiguous")
+    try:
+        got = run(backend, case, wrt=wrt, upstream=upstream, layout=layout)
+    except BadResult as e:
+        raise fail(backend, shown, str(e), **where) from e
+    except RuntimeError as e:
+        from conformance.isolate import Hang, RemoteError
+
+        if isinstance(e, Hang):
+            raise fail(backend, shown, str(e), **where) from None
+        kind = e.kind if isinstance(e, RemoteError) else type(e).__name__
+        raise fail(backend, shown, f"raised {kind}: {e}", **where) from e
+    except Exception as e:  # the backend raised on valid input
+        raise fail(backend, shown, f"raised {type(e).__name__}: {e}", **where) from e
+    if got.mutated:
+        raise fail(backend, shown, f"modified its input argument(s) in place: {got.mutated}", **where)
+    return got

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conformance.backends import resolve
+from conformance.backends.override import OverrideBackend
 from conformance.divergences import DIVERGENCES, known, weighted_mean_hits
 from conformance.harness import ConformanceFailure, check
 from conformance.strategies import Case
@@ -61,3 +62,29 @@ def test_predicate_leaves_ordinary_weighted_means_alone() -> None:
         case = _ce("float32", w)
         assert known(TORCH, case, ("input",)) is None, w
         check(TORCH, case, wrt=("input",), upstream=np.array(1.5))
+
+
+def _smoothing_witness() -> Case:
+    (d,) = [d for d in DIVERGENCES if d.id == "cross-entropy-smoothing-mean-overflow"]
+    return d.witnesses[0][0]
+
+
+def test_impl_failing_as_torch_does_is_an_expected_failure() -> None:
+    """An --impl that is torch's own cross_entropy fails the witness exactly as torch does: an
+    expected failure naming the divergence (outside a Hypothesis test: pytest's xfail)."""
+    from tests.planted.wrong_properties import ce_like_torch
+
+    backend = OverrideBackend(TORCH, {"cross_entropy": ce_like_torch})
+    with pytest.raises(pytest.xfail.Exception, match="also a known divergence of torch-cpu: "
+                       "cross-entropy-smoothing-mean-overflow"):  # fmt: skip
+        check(backend, _smoothing_witness())
+
+
+def test_impl_failing_otherwise_inside_a_divergence_is_a_failure() -> None:
+    """Inside the same region, a result that is not torch's (label_smoothing ignored: 0.69 where
+    the exact value is 9.7e306 and torch's inf) is a plain failure, and says why."""
+    from tests.planted.wrong_properties import ce_ignores_smoothing
+
+    backend = OverrideBackend(TORCH, {"cross_entropy": ce_ignores_smoothing})
+    with pytest.raises(ConformanceFailure, match="but this result is not torch-cpu's: a failure"):
+        check(backend, _smoothing_witness())

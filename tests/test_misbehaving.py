@@ -62,5 +62,5 @@ def test_misbehaviour_is_a_failure_of_that_check(impl: Callable[..., Any], says:
     with pytest.raises(ConformanceFailure) as info:
         check(backend, CASE, wrt=("input",))
     assert says in str(info.value)
-    assert "reproduce with:" in str(info.value)
+    assert "reproduce with (paste into python):" in str(info.value)
     check(resolve("torch-cpu"), CASE, wrt=("input",))  # and the run goes on

@@ -13,8 +13,8 @@ For each mutant, ``test_planted_bug_is_caught``:
 * asserts the shrunk counterexample's message is readable: its first line names the loss, the
   variant and the dtype; its problem line says what the plant should cause (``Plant.says``) and, for
   a wrong number, an expected and a got that differ, followed by ``expected:``/``got:`` lines;
-  a ``reproduce with:`` section holds a ``replay(...)`` call; the counterexample has at most
-  ``MAX_ELEMENTS`` input elements;
+  a ``reproduce with (paste into python):`` section holds a ``replay(...)`` call; the
+  counterexample has at most ``MAX_ELEMENTS`` input elements;
 * executes that reproduction's code and asserts it rebuilds exactly the counterexample (arrays,
   options, reduction, wrt, upstream), which fails the mutant again;
 * asserts torch-cpu conforms on the counterexample (``check`` with ``known_ok=True``: no known
@@ -189,7 +189,7 @@ def _fails(backend: Backend, probe: Probe, *, known_ok: bool = False) -> bool:
 
 def _replayed(message: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Execute the reproduction printed in ``message``; return the arguments it passed to replay."""
-    code = textwrap.dedent(message.split("reproduce with:\n", 1)[1])
+    code = textwrap.dedent(message.split("reproduce with (paste into python):\n", 1)[1])
     seen: dict[str, Any] = {}
 
     def record(backend: str, loss: str, **kwargs: Any) -> None:
@@ -231,7 +231,7 @@ def test_planted_bug_is_caught(plant: Plant, monkeypatch: pytest.MonkeyPatch) ->
         )
         assert (numbers and numbers[1] != numbers[2]) or words, message
         assert "\n  expected: " in message and "\n  got:      " in message, message
-    assert "\n  reproduce with:\n" in message and "replay(" in message, message
+    assert "\n  reproduce with (paste into python):\n" in message and "replay(" in message, message
     assert probe.case.arrays["input"].size <= MAX_ELEMENTS, message
 
     # the reproduction is exact: it rebuilds this very case, which fails again
@@ -254,7 +254,7 @@ def test_planted_bug_is_caught(plant: Plant, monkeypatch: pytest.MonkeyPatch) ->
     # and it runs as printed (copy-pasted into a fresh interpreter it would do the same): it fails
     # with the same problem
     monkeypatch.undo()
-    code = textwrap.dedent(message.split("reproduce with:\n", 1)[1])
+    code = textwrap.dedent(message.split("reproduce with (paste into python):\n", 1)[1])
     with pytest.raises(ConformanceFailure) as again:
         exec(compile(code, "<reproduction>", "exec"), {})
     assert str(again.value).splitlines()[1] == problem

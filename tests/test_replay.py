@@ -56,7 +56,7 @@ def test_printed_line_fails_the_same_way(kind: str) -> None:
     with pytest.raises(ConformanceFailure) as first:
         call(backend)
     message = str(first.value)
-    code = textwrap.dedent(message.split("reproduce with:\n", 1)[1])
+    code = textwrap.dedent(message.split("reproduce with (paste into python):\n", 1)[1])
     if kind != "oracle":
         assert f"check={kind!r}" in code, code
     with pytest.raises(ConformanceFailure) as again:
@@ -74,3 +74,20 @@ def test_replay_rejects_an_unknown_check() -> None:
     with pytest.raises(ValueError, match="check: expected one of"):
         replay("torch-cpu", "mse_loss", dtype="float32", reduction="mean",
                arrays={"input": _X, "target": _Y}, options={}, check="bogus")  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_an_implementation_that_raises_fails_each_check_kind_readably(kind: str) -> None:
+    """Raising on valid input is that check's failure, "raised RuntimeError: …", whose printed line
+    replays through the same check kind (not an internal traceback)."""
+    loss, _, call = KINDS[kind]
+    backend = OverrideBackend(TORCH, {loss: wrong.raises})
+    with pytest.raises(ConformanceFailure) as first:
+        call(backend)
+    message = str(first.value)
+    assert "raised RuntimeError: kernel exploded" in message.splitlines()[1], message
+    code = textwrap.dedent(message.split("reproduce with (paste into python):\n", 1)[1])
+    assert kind == "oracle" or f"check={kind!r}" in code, code
+    with pytest.raises(ConformanceFailure) as again:
+        exec(compile(code, "<reproduction>", "exec"), {})
+    assert str(again.value).splitlines()[1] == message.splitlines()[1]

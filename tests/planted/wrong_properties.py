@@ -44,3 +44,23 @@ def ce_plus_linear(input: Any, target: Any, weight: Any = None, size_average: An
     out = F.cross_entropy(input, target, weight=weight, ignore_index=ignore_index, reduction=reduction,
                           label_smoothing=label_smoothing)  # fmt: skip
     return out + 0.01 * input.sum()
+
+
+def raises(input: Any, target: Any, *args: Any, **kwargs: Any) -> Any:
+    """every check kind: the implementation raises on valid input"""
+    raise RuntimeError("kernel exploded")
+
+
+def ce_ignores_smoothing(input: Any, target: Any, weight: Any = None, size_average: Any = None,
+                         ignore_index: int = -100, reduce: Any = None, reduction: str = "mean",
+                         label_smoothing: float = 0.0) -> Any:  # fmt: skip
+    """inside torch's smoothing-mean divergence, but not as torch fails there: label_smoothing ignored"""
+    return F.cross_entropy(input, target, weight=weight, ignore_index=ignore_index, reduction=reduction)
+
+
+def ce_like_torch(input: Any, target: Any, weight: Any = None, size_average: Any = None,
+                  ignore_index: int = -100, reduce: Any = None, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Any:  # fmt: skip
+    """torch's own cross_entropy, called through an --impl: fails exactly where torch does"""
+    return F.cross_entropy(input, target, weight=weight, ignore_index=ignore_index, reduction=reduction,
+                           label_smoothing=label_smoothing)  # fmt: skip
