@@ -98,9 +98,8 @@ def _ce_smoothing_term_overflows(case: Case, wrt: Sequence[str]) -> bool:
         return False  # cheap screen: with every weight 0 or >= 1e-3 the quotient stays far from overflow
     x = case.arrays["input"]
     c = x.shape[0 if x.ndim == 1 else 1]
-    extra = {k: v for k, v in case.arrays.items() if k not in ("input", "target")}
     opts = {**case.options, "label_smoothing": 1.0}
-    mean = oracle.loss_value(case.loss, x, case.arrays["target"], reduction="mean", **extra, **opts)
+    mean = oracle.loss_value(case.loss, reduction="mean", **case.arrays, **opts)
     with np.errstate(over="ignore"):  # the quotient may overflow float64 too: that is a hit
         quotient = c * mean
     return bool(np.abs(quotient) > _FINFO[case.dtype][1])
@@ -126,13 +125,10 @@ def weighted_mean_hits(case: Case, wrt: Sequence[str]) -> bool:
     if not any(w in case.arrays for w in weights):
         return False
     eps, big, _ = _FINFO[case.dtype]
-    extra: dict[str, Any] = {k: v for k, v in case.arrays.items() if k not in ("input", "target")}
-    r = oracle.evaluate(
-        case.loss, case.arrays["input"], case.arrays["target"], reduction="mean", wrt=(), **extra,
-        **case.options,
-    )  # fmt: skip
+    arrays: dict[str, Any] = dict(case.arrays)
+    r = oracle.evaluate(case.loss, reduction="mean", wrt=(), **arrays, **case.options)
     total_weight = float(r.denominator or 0.0)
-    n = case.arrays["input"].size
+    n = max(a.size for a in case.arrays.values())
     if wrt and 0 < total_weight < 2 * (1 + (n + 1) * eps) / big:
         return True
     with np.errstate(all="ignore"):

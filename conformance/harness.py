@@ -49,9 +49,12 @@ class Outcome:
 
 
 def _tensors(backend: Backend, case: Case, wrt: Sequence[str], layout: Layout) -> dict[str, Any]:
+    from spec import REGISTRY
+
+    positional = REGISTRY[case.loss].tensors
     out = {}
     for name, arr in case.arrays.items():
-        lay = layout if name in ("input", "target") and arr.dtype.kind == "f" else "contiguous"
+        lay = layout if name in positional and arr.dtype.kind == "f" else "contiguous"
         out[name] = backend.tensor(arr, case.dtype, requires_grad=name in wrt, layout=lay)
     return out
 
@@ -83,11 +86,14 @@ def run(
         raise LookupError(f"backend {backend.name} has no {case.loss}")
     t = _tensors(backend, case, wrt, layout)
     before = {k: backend.to_numpy(v) for k, v in t.items()}
-    rest = {k: v for k, v in t.items() if k not in ("input", "target")}
+    from spec import REGISTRY
+
+    names = REGISTRY[case.loss].tensors  # positional, in torch.nn.functional order; the rest by keyword
+    rest = {k: v for k, v in t.items() if k not in names}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        out = fn(t["input"], t["target"], **rest, **case.kwargs())
-        _check_result(out, t["input"], case)
+        out = fn(*(t[n] for n in names), **rest, **case.kwargs())
+        _check_result(out, t[names[0]], case)
         grads: dict[str, Array | None] = {}
         if wrt:
             u = np.ones(np.shape(backend.to_numpy(out))) if upstream is None else upstream
@@ -114,9 +120,7 @@ def _check_result(out: Any, like: Any, case: Case) -> None:
 def expected(case: Case, *, wrt: Sequence[str] = (), upstream: Array | None = None) -> oracle.Evaluation:
     return oracle.evaluate(
         case.loss,
-        case.arrays["input"],
-        case.arrays["target"],
-        **{k: v for k, v in case.arrays.items() if k not in ("input", "target")},
+        **case.arrays,
         **case.options,
         reduction=case.reduction,
         wrt=tuple(wrt),
@@ -384,6 +388,18 @@ def fixed_options(backend: Backend, loss: str) -> frozenset[str]:
     return frozenset(impl.unchecked) if impl is not None else frozenset()
 
 
+def require_capability(backend: Backend, name: str) -> None:
+    """Skip a check that needs capability ``name`` (``conformance.backends.CAPABILITIES``) when the
+    backend lacks it, with that reason."""
+    from conformance.backends import missing_capability
+
+    why = missing_capability(backend, name)
+    if why is not None:
+        import pytest
+
+        pytest.skip(why)
+
+
 def require(backend: Backend, loss: str, option: str) -> None:
     """Skip a check that needs ``option`` when the --impl of ``loss`` does not take it."""
     impl = getattr(backend, "impls", {}).get(loss)
@@ -406,8 +422,10 @@ def _unsupported(backend: Backend, case: Case) -> str | None:
     for k, v in used.items():
         if not impl.supports(k) and v != defaults.get(k):
             return k
+    from spec import REGISTRY
+
     for k in case.arrays:
-        if k not in ("input", "target") and not impl.supports(k):
+        if k not in REGISTRY[case.loss].tensors and not impl.supports(k):
             return k
     return None
 

@@ -17,16 +17,6 @@ from typing import Any
 
 from conformance.backends import BackendError, load_object
 
-#: the tensor arguments passed positionally, per loss, in torch.nn.functional order
-_POSITIONAL = {
-    "margin_ranking_loss": 3,
-    "cosine_embedding_loss": 3,
-    "triplet_margin_loss": 3,
-    "triplet_margin_with_distance_loss": 3,
-    "ctc_loss": 4,
-    "gaussian_nll_loss": 3,
-}
-
 
 @dataclass
 class Impl:
@@ -73,7 +63,7 @@ def load(spec_: str, invocation_dir: Path) -> Impl:
     except BackendError as e:
         raise BackendError(f"--impl {spec_!r}: {e}") from None
     options = _options(name)
-    n_tensors = _POSITIONAL.get(name, 2)
+    n_tensors = len(REGISTRY[name].tensors)  # passed positionally, in torch.nn.functional order
     if inspect.isclass(obj) and _is_module(obj):
         accepted, whose = module_options(obj)
         unchecked = {o: why for o in options if (why := _not_taken(o, accepted, whose)) is not None}

@@ -19,7 +19,7 @@ from hypothesis.extra import numpy as hnp
 
 from conformance.backends import DType
 from conformance.errormodel import round_to
-from spec import REDUCTIONS, Param, Variant
+from spec import Param, Variant
 
 Array = np.ndarray[Any, Any]
 
@@ -112,7 +112,7 @@ def cases(
     variant: Variant,
     dtype: DType,
     *,
-    reductions: Sequence[str] = REDUCTIONS,
+    reductions: Sequence[str] | None = None,
     shape: tuple[int, ...] | None = None,
     optional: bool = True,
     fixed: frozenset[str] = frozenset(),
@@ -130,6 +130,8 @@ def cases(
         shape = shape if shape is not None else draw(element_shapes())
         c, sample = 0, shape
     ignore = None
+    if reductions is None:
+        reductions = variant.reductions
     if "reduction" in fixed:
         reductions = ("mean",)  # torch's default
     for p in variant.params:

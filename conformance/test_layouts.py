@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from conformance.backends import DType
 from conformance.harness import check, fixed_options
 from conformance.strategies import cases
-from spec import Variant
+from spec import REGISTRY, Variant
 
 LAYOUTS = ("non_contiguous", "sliced", "expanded", "channels_last")
 
@@ -39,7 +39,7 @@ def test_layout(backend: Any, variant: Variant, dtype: DType, layout: str, data:
         arrays = {
             k: (
                 np.broadcast_to(a[:1], a.shape).copy()
-                if k in ("input", "target") and a.dtype.kind == "f"
+                if k in REGISTRY[variant.loss].tensors and a.dtype.kind == "f"
                 else a
             )
             for k, a in case.arrays.items()

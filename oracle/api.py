@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from oracle._compile import Compiled, Form, compiled
-from spec import REDUCTIONS, REGISTRY, Loss, Variant
+from spec import REDUCTION_RULES, REGISTRY, Loss, ReductionRule, Variant
 
 Array = np.ndarray[Any, Any]
 
@@ -289,10 +289,13 @@ def evaluate(
     Raises :class:`OracleInputError` (a ValueError) naming the argument for invalid input.
     """
     spec_loss = _loss(loss)
-    if reduction not in REDUCTIONS:
-        raise _fail("reduction", f"one of {list(REDUCTIONS)}", repr(reduction))
+    if reduction not in REDUCTION_RULES:
+        raise _fail("reduction", f"one of {list(REDUCTION_RULES)}", repr(reduction))
     bound = _bind(spec_loss, args, kwargs)
     v = select_variant(spec_loss, bound)
+    if reduction not in v.reductions:
+        raise _fail("reduction", f"one of {list(v.reductions)} for {v.key}", repr(reduction))
+    rule = REDUCTION_RULES[reduction]
     _check_params(v, bound)
     prep = (_prepare_classes if v.has_class_axis else _prepare_elementwise)(spec_loss, v, bound)
     for p in v.params:  # NumPy scalars: IEEE semantics (x/0 = inf) in the lowered code
@@ -314,7 +317,7 @@ def evaluate(
     val, lo, hi, sc, mw = (np.where(keep, a, 0.0) for a in (val, lo, hi, sc, mw))
     n = val.size
 
-    if reduction == "none":
+    if rule.divides_by is None:
         value, vlo, vhi, vsc = val, lo, hi, sc
         factor: Array = (
             np.ones(prep.out_shape)
@@ -327,12 +330,12 @@ def evaluate(
         total = np.sum(val)
         sum_scale = np.sum(sc) + max(n - 1, 0) * np.sum(np.abs(val)) + abs(total) + n * underflow
         u = 1.0 if upstream is None else float(np.asarray(upstream, np.float64))
-        if reduction == "sum":
+        if rule.divides_by == "one":
             value, vlo, vhi, vsc = total, np.sum(lo), np.sum(hi), sum_scale
             factor = np.full(prep.out_shape, u)
             denom_g, rel_denom = np.float64(1.0), 0.0
         else:
-            denom = np.sum(mw)
+            denom = _denominator(rule, mw, np.shape(bound["input"]))
             if denom == 0:
                 # a mean over zero total weight (empty batch, every sample ignored, or weight 0 on
                 # every target) is undefined: NaN, as torch decided (PR #64572), with NaN gradients
@@ -345,9 +348,11 @@ def evaluate(
                 # the gradient is g·u / denom, multiplied before dividing: u / denom overflows for
                 # a subnormal total weight where the gradient itself is representable
                 factor = np.full(prep.out_shape, u)
-                denom_g, rel_denom = denom, float(n + 1)  # the denominator is itself a sum of n terms
+                # the denominator as a sum of n terms (n + 1 roundings); a size along dim 0 is exact
+                denom_g, rel_denom = denom, float(n + 1) if rule.divides_by == "mean_weight" else 0.0
         value, vlo, vhi, vsc = (np.asarray(a, np.float64) for a in (value, vlo, vhi, vsc))
-    denominator = float(np.sum(mw)) if reduction == "mean" else None  # 0 where the mean is NaN
+    divides = rule.divides_by not in (None, "one")  # 0 where the mean is NaN
+    denominator = float(_denominator(rule, mw, np.shape(bound["input"]))) if divides else None
 
     names = v.differentiable if wrt is None else tuple(wrt)
     grads: dict[str, Array] = {}
@@ -378,6 +383,16 @@ def evaluate(
         back = prep.restore[name]
         grads[name], glo[name], ghi[name], gsc[name] = (back(o) for o in out)
     return Evaluation(spec_loss.name, v.name, value, grads, vlo, vhi, vsc, glo, ghi, gsc, denominator)
+
+
+def _denominator(rule: ReductionRule, mean_weight: Array, input_shape: tuple[int, ...]) -> np.float64:
+    """What ``rule`` divides Σ ℓ by (``spec.ReductionRule``): Σ of the mean weights of the samples
+    that count (ignored ones carry 0), or the input's size along dim 0."""
+    if rule.divides_by == "mean_weight":
+        return np.float64(np.sum(mean_weight))
+    if rule.divides_by == "batch":
+        return np.float64(input_shape[0] if input_shape else 1)
+    raise ValueError(f"reduction {rule.name!r} divides by nothing")
 
 
 def loss_value(loss: str, *args: Any, reduction: str = "mean", **kwargs: Any) -> Array:

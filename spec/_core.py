@@ -51,7 +51,35 @@ class NamedAxis:
 CLASS_AXIS = NamedAxis("class", C, (k, i, j))
 #: every named axis, in the canonical order the lowering sorts labelled dims in
 NAMED_AXES: tuple[NamedAxis, ...] = (CLASS_AXIS,)
-Reduction = Literal["none", "mean", "sum"]
+Reduction = Literal["none", "mean", "sum", "batchmean"]
+
+
+@dataclass(frozen=True)
+class ReductionRule:
+    """What ``reduction=<name>`` does with the per-sample losses ℓ (the batch shape), written once:
+    the oracle computes it and the suite's reduction-consistency check divides by the same thing.
+
+    ``divides_by``: None keeps ℓ unreduced; ``"one"`` is Σ ℓ; ``"mean_weight"`` is Σ ℓ / Σ m, with
+    m the variant's ``mean_weight`` over the samples that count (1 for each element: their count;
+    ``weight[target]`` for class-index cross_entropy), NaN where that sum is 0; ``"batch"`` is
+    Σ ℓ / input.size(0) (kl_div's batchmean).
+    """
+
+    name: Reduction
+    divides_by: Literal["one", "mean_weight", "batch"] | None
+    doc: str
+
+
+REDUCTION_RULES: dict[str, ReductionRule] = {
+    r.name: r
+    for r in (
+        ReductionRule("none", None, "the per-sample losses, in the batch shape"),
+        ReductionRule("mean", "mean_weight", "Σ ℓ / Σ m (m: the variant's mean_weight)"),
+        ReductionRule("sum", "one", "Σ ℓ"),
+        ReductionRule("batchmean", "batch", "Σ ℓ / input.size(0)"),
+    )
+}
+#: the reductions every loss takes (torch's ``reduction=`` of every loss); a variant may add more
 REDUCTIONS: tuple[Reduction, ...] = ("none", "mean", "sum")
 
 #: PyTorch's EPSILON in its loss kernels is the float32 literal 1e-12, in every dtype (float64
@@ -160,6 +188,7 @@ class Variant:
     ignore: str | None
     doc: str
     properties: tuple[str, ...]
+    reductions: tuple[Reduction, ...] = REDUCTIONS
 
     @property
     def key(self) -> str:
@@ -210,6 +239,13 @@ class Loss:
     signature: tuple[str, ...]  # torch.nn.functional positional/keyword order of its arguments
     target_shape: Literal["same", "broadcast"]  # "broadcast": torch warns, then broadcasts
 
+    @property
+    def tensors(self) -> tuple[str, ...]:
+        """The required tensor arguments, in torch.nn.functional order: what a loss function (and
+        an ``nn.Module``'s ``forward``) takes positionally. Optional tensors go by keyword."""
+        required = {a.name for v in self.variants for a in v.args if not a.optional}
+        return tuple(n for n in self.signature if n in required)
+
     def variant(self, name: str = "default") -> Variant:
         for v in self.variants:
             if v.name == name:
@@ -247,12 +283,14 @@ def loss(
     mean_weight: Callable[..., sp.Expr] | None = None,
     ignore: str | None = None,
     properties: tuple[str, ...] = (),
+    reductions: tuple[Reduction, ...] = REDUCTIONS,
 ) -> Callable[[Callable[..., sp.Expr]], Callable[..., sp.Expr]]:
     """Register the decorated function's expression as a variant of loss ``fn.__name__``.
 
     The function is called with one SymPy object per argument and option, by name. ``conventions``
     and ``mean_weight`` are called the same way, so they are written with the same symbols.
-    ``properties`` names metamorphic properties the conformance suite checks for this variant.
+    ``properties`` names metamorphic properties the conformance suite checks for this variant;
+    ``reductions`` the values of torch's ``reduction=`` it takes (``REDUCTION_RULES``).
     """
 
     def register(fn: Callable[..., sp.Expr]) -> Callable[..., sp.Expr]:
@@ -282,6 +320,7 @@ def loss(
             ignore=ignore,
             doc=inspect.getdoc(fn) or "",
             properties=properties,
+            reductions=reductions,
         )
         old = REGISTRY.get(name)
         variants = (old.variants if old else ()) + (v,)

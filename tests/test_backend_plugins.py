@@ -3,6 +3,8 @@ as ``package.module:attribute`` (an instance or a zero-argument factory)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 BACKEND_MODULE = '''
@@ -74,3 +76,40 @@ def test_backend_that_cannot_be_imported_is_a_usage_error(pytester: pytest.Pytes
     result = _run(pytester, "--backend=no_such_package.backend:BACKEND")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "cannot import 'no_such_package.backend'" in result.stderr.str()
+
+
+def test_capabilities_are_apart_from_the_protocol() -> None:
+    """A backend with only the base protocol still resolves and runs; a check needing a capability
+    it lacks is skipped with the reason; a backend with the capability's methods has it, and an
+    OverrideBackend (--impl) forwards them from its base."""
+    import pytest as _pytest
+
+    from conformance.backends import CAPABILITIES, Backend, missing_capability, resolve
+    from conformance.backends.override import OverrideBackend
+    from conformance.harness import require_capability
+
+    torch_cpu = resolve("torch-cpu")
+    assert isinstance(torch_cpu, Backend)
+    for name in CAPABILITIES:
+        why = missing_capability(torch_cpu, name)
+        assert why is not None and f"has no {name} capability" in why
+        with _pytest.raises(_pytest.skip.Exception, match=f"has no {name} capability"):
+            require_capability(torch_cpu, name)
+
+    class WithSecondOrder:
+        def __init__(self, base: Any) -> None:
+            self.base = base
+
+        def __getattr__(self, n: str) -> Any:
+            return getattr(self.base, n)
+
+        def grad_grad(self, *args: Any) -> Any:
+            return "second order"
+
+    capable = WithSecondOrder(torch_cpu)
+    assert missing_capability(capable, "second_order") is None
+    assert missing_capability(capable, "training") is not None
+    wrapped = OverrideBackend(capable, {})  # type: ignore[arg-type]
+    assert missing_capability(wrapped, "second_order") is None
+    assert wrapped.grad_grad() == "second order"
+    require_capability(wrapped, "second_order")  # no skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -42,8 +43,10 @@ class Backend(Protocol):
     * ``grad(output, inputs, upstream)``: gradients of ``output`` w.r.t. each of ``inputs``, with
       ``upstream`` (shaped like ``output``) flowing in; None for an input that got no gradient.
 
-    Training the seed networks (layers, an SGD step) and second-order gradients will add optional
-    methods; a backend without them skips those checks with a reason.
+    This protocol does not grow: what only some backends can do (second-order gradients, training
+    the seed networks) is a **capability** (``CAPABILITIES``), declared apart from it, found by the
+    methods a backend has; a check that needs one a backend lacks is skipped with that reason, and
+    every existing backend keeps working.
     """
 
     name: str
@@ -70,6 +73,45 @@ class Backend(Protocol):
     def grad(
         self, output: Any, inputs: Sequence[Any], upstream: np.ndarray[Any, Any]
     ) -> list[np.ndarray[Any, Any] | None]: ...
+
+
+@dataclass(frozen=True)
+class Capability:
+    """An optional ability of a backend beyond the base protocol: the methods that make it up.
+    A backend has it when it has every one of them (wrappers such as ``OverrideBackend`` forward
+    them to the backend they wrap)."""
+
+    name: str
+    methods: tuple[str, ...]
+    doc: str
+
+
+#: the optional capabilities, by name; the issues that need them add their methods' contracts
+CAPABILITIES: dict[str, Capability] = {
+    c.name: c
+    for c in (
+        Capability(
+            "second_order",
+            ("grad_grad",),
+            "gradients of gradients (double backward): grad_grad(output, inputs, upstream, directions)",
+        ),
+        Capability(
+            "training",
+            ("train",),
+            "training the seed documents' networks: train(network, data, loss, optimiser, epochs)",
+        ),
+    )
+}
+
+
+def missing_capability(backend: Any, name: str) -> str | None:
+    """Why ``backend`` lacks capability ``name`` (the methods it does not have), or None."""
+    cap = CAPABILITIES[name]
+    lacks = [m for m in cap.methods if not callable(getattr(backend, m, None))]
+    if not lacks:
+        return None
+    who = getattr(backend, "name", backend)
+    return f"backend {who!r} has no {name} capability ({cap.doc}): it lacks {lacks}"
 
 
 class BackendError(LookupError):

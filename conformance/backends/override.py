@@ -28,6 +28,14 @@ class OverrideBackend:
             f"+{k}={getattr(v, '__qualname__', v)}" for k, v in self.overrides.items()
         )
 
+    def __getattr__(self, name: str) -> Any:
+        """A capability's methods (``conformance.backends.CAPABILITIES``) come from the base backend."""
+        from conformance.backends import CAPABILITIES
+
+        if any(name in c.methods for c in CAPABILITIES.values()) and "base" in self.__dict__:
+            return getattr(self.base, name)
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
     def __repr__(self) -> str:
         return f"<backend {self.name}>"
 
