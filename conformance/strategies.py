@@ -80,8 +80,11 @@ def values(kind: str, dtype: DType, shape: tuple[int, ...]) -> st.SearchStrategy
 
 @functools.cache
 def param_value(p: Param, dtype: DType) -> st.SearchStrategy[Any]:
-    """A value of a float option in its domain, rounded to the dtype (as the backend computes with
-    it), with the domain's endpoints and the default drawn often."""
+    """A value of an option: a flag or a choice, any of its values; a real option, a value in its
+    domain rounded to the dtype (as the backend computes with it), with the domain's endpoints and
+    the default drawn often."""
+    if p.choices:
+        return st.sampled_from(p.choices)
     lo, hi = float(p.domain.inf), float(p.domain.sup)
     hi_draw = min(hi, 8.0)
     specials = [float(p.default), *(x for x in (lo, hi) if np.isfinite(x) and p.admits(x))]

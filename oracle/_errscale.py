@@ -14,7 +14,8 @@ that intermediates in the subnormal range, amplified by a later division, stay i
 * ``a·b``: ``S(a)|b| + |a|S(b) + |ab|`` (products by ±2^k are exact);
 * ``f(u)``: ``|f'(u)|·S(u) + |f(u)|``;
 * a branch (``Piecewise``, ``Max``): the scale of the branch taken;
-* a class sum over ``k``: ``Σ S(f) + (C - 1)·Σ|f|`` (any summation order);
+* a sum of n terms over a dummy: ``Σ S(f) + (n - 1)·Σ|f|`` (any summation order; several
+  dummies: one sum inside the next);
 * a stable node: its own ``error_scale`` (the terms an implementation of it may combine).
 
 The conformance error model (``docs/error-model.md``) multiplies this by the dtype's epsilon and a
@@ -27,7 +28,6 @@ import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
 from oracle._stable import NODES, Sigmoid, Softplus, SquareOver
-from spec import C
 
 _EXACT_FUNCS = (sp.sign, sp.KroneckerDelta)
 
@@ -91,9 +91,11 @@ def scale(e: sp.Expr) -> sp.Expr:
     if isinstance(e, sp.Piecewise):
         return sp.Piecewise(*((scale(v), c) for v, c in e.args))
     if isinstance(e, sp.Sum):
-        (d, lo, hi) = e.limits[0]
-        f = e.function
-        return sp.Sum(scale(f), (d, lo, hi)) + (C - 1) * sp.Sum(sp.Abs(f), (d, lo, hi))
+        # Σ over several dummies: the last limit is the outermost sum, of the sum over the others
+        (d, lo, hi) = e.limits[-1]
+        f = sp.Sum(e.function, *e.limits[:-1]) if len(e.limits) > 1 else e.function
+        n = hi - lo + 1  # the terms summed: n - 1 additions, each rounding a partial sum of them
+        return sp.Sum(scale(f), (d, lo, hi)) + (n - 1) * sp.Sum(sp.Abs(f), (d, lo, hi))
     if isinstance(e, SquareOver):
         u, v = e.args
         su, sv = scale(u), scale(v)

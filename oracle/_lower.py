@@ -110,6 +110,8 @@ class _Lowerer:
         if missing:
             raise NotImplementedError(f"labels {c.labels} do not fit in {to}")
         idx = ", ".join(":" if d in c.labels else "None" for d in to)
+        if not c.labels:  # may be a Python scalar (1.0 / _C): as an array, 0-d or batched
+            return f"numpy.asarray({c.src})[..., {idx}]"
         return f"({c.src})[..., {idx}]"
 
     def combine(self, parts: Sequence[_Code]) -> tuple[list[str], Labels]:
@@ -297,8 +299,11 @@ class _Lowerer:
         if isinstance(e, sp.Piecewise):
             (then, cond), *rest = e.args
             other = rest[0][0] if len(rest) == 1 and rest[0][1] == sp.true else sp.Piecewise(*rest)
+            if _is_flag_condition(cond):  # the caller's choice of formula: no branch tolerance
+                (c, t, o), to = self.combine([self.lower(cond), self.lower(then), self.lower(other)])
+                return _Code(f"numpy.where({c}, {t}, {o})", to)
             if not isinstance(cond, sp.core.relational.Relational):
-                raise NotImplementedError(f"Piecewise condition must be a comparison: {cond}")
+                raise NotImplementedError(f"Piecewise condition must be a comparison or a flag: {cond}")
             return self._switch(cond.lhs - cond.rhs, self.lower(cond), self.lower(then), self.lower(other))
         a, *rest = e.args
         b = rest[0] if len(rest) == 1 else e.func(*rest)
@@ -306,6 +311,15 @@ class _Lowerer:
         op = "numpy.greater_equal" if isinstance(e, sp.Max) else "numpy.less_equal"
         (sa, sb), to = self.combine([la, lb])
         return self._switch(a - b, _Code(f"{op}({sa}, {sb})", to), la, lb)
+
+
+def _is_flag_condition(cond: sp.Basic) -> bool:
+    """A condition built only from boolean symbols (flag options: ``log_target``, ``Not(full)``)."""
+    if isinstance(cond, sp.Symbol):
+        return cond.is_real is not True and cond.is_integer is not True
+    if isinstance(cond, (sp.And, sp.Or, sp.Not)):
+        return all(_is_flag_condition(a) for a in cond.args)
+    return False
 
 
 _NAMESPACE = {"numpy": np, "_k": _kernels}

@@ -237,6 +237,17 @@ def _prepare_classes(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _Prepa
 def _check_params(v: Variant, bound: dict[str, Any]) -> None:
     for p in v.params:
         val = bound.get(p.name, p.default)
+        if p.kind == "flag":
+            if not isinstance(val, (bool, np.bool_)):
+                raise _fail(p.name, "a bool (True or False)", repr(val))
+            bound[p.name] = bool(val)
+            continue
+        if p.kind == "choice":
+            plain = val.item() if isinstance(val, np.generic) else val
+            if isinstance(plain, bool) or plain not in p.choices:
+                raise _fail(p.name, f"one of {list(p.choices)}", repr(val))
+            bound[p.name] = plain
+            continue
         if p.integer:
             if isinstance(val, bool) or not isinstance(val, (int, np.integer)):
                 raise _fail(p.name, "an integer", repr(val))
@@ -299,7 +310,10 @@ def evaluate(
     _check_params(v, bound)
     prep = (_prepare_classes if v.has_class_axis else _prepare_elementwise)(spec_loss, v, bound)
     for p in v.params:  # NumPy scalars: IEEE semantics (x/0 = inf) in the lowered code
-        prep.env[p.name] = np.int64(bound[p.name]) if p.integer else np.float64(bound[p.name])
+        val = bound[p.name]
+        prep.env[p.name] = (
+            np.bool_(val) if p.kind == "flag" else np.int64(val) if p.integer else np.float64(val)
+        )
     c = compiled(v.key)
     prep.env["_underflow"] = np.float64(underflow)
     env = prep.env

@@ -126,18 +126,49 @@ class Arg:
 
 @dataclass(frozen=True)
 class Param:
-    """A scalar option (``beta``, ``label_smoothing``, ``ignore_index``)."""
+    """A scalar option: a real number in an interval (``beta``, ``label_smoothing``), an integer
+    (``ignore_index``), a flag (``log_target``, ``full``, ``swap``: ``flag(...)``), or one of a few
+    values (``p`` of multi_margin_loss: ``choice(...)``).
+
+    A flag is written in expressions as a boolean symbol, the condition of a ``Piecewise``
+    (``Piecewise((exp(y) (y - x), log_target), (y (log y - x), True))``), which the oracle
+    evaluates per call without a branch tolerance: it is the caller's choice, not a comparison.
+    """
 
     name: str
-    default: float | int
+    default: float | int | bool
     domain: sp.Set
     doc: str = ""
     integer: bool = False
+    choices: tuple[float | int | bool, ...] = ()  # a flag or a choice: exactly these values
+
+    @property
+    def kind(self) -> Literal["real", "integer", "flag", "choice"]:
+        if self.choices == (False, True):
+            return "flag"
+        if self.choices:
+            return "choice"
+        return "integer" if self.integer else "real"
 
     def admits(self, x: float) -> bool:
         """Whether ``x`` lies in the domain (a fast float test of an interval's endpoints)."""
+        if self.kind == "flag":
+            return isinstance(x, bool)
+        if self.choices:
+            return not isinstance(x, bool) and x in self.choices
         lo, hi, lo_open, hi_open = _float_bounds(self.domain)
         return (x > lo if lo_open else x >= lo) and (x < hi if hi_open else x <= hi)
+
+
+def flag(name: str, default: bool, doc: str = "") -> Param:
+    """A boolean option (torch's ``log_target=False``, ``full=False``, ``swap=False``, ...)."""
+    return Param(name, default, sp.FiniteSet(sp.false, sp.true), doc, choices=(False, True))
+
+
+def choice(name: str, default: int | float, values: tuple[int | float, ...], doc: str = "") -> Param:
+    """An option that takes one of a few numbers (``p`` in {1, 2} of multi_margin_loss)."""
+    integer = all(isinstance(v, int) for v in values)
+    return Param(name, default, sp.FiniteSet(*values), doc, integer=integer, choices=tuple(values))
 
 
 @functools.cache
@@ -267,7 +298,10 @@ def symbols_for(args: tuple[Arg, ...], params: tuple[Param, ...]) -> dict[str, s
         else:
             out[a.name] = sp.Symbol(a.name, real=True)
     for p in params:
-        out[p.name] = sp.Symbol(p.name, integer=True) if p.integer else sp.Symbol(p.name, real=True)
+        if p.kind == "flag":
+            out[p.name] = sp.Symbol(p.name)  # a boolean: the condition of a Piecewise
+        else:
+            out[p.name] = sp.Symbol(p.name, integer=True) if p.integer else sp.Symbol(p.name, real=True)
     return out
 
 

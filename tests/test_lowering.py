@@ -173,3 +173,31 @@ def test_registered_elementwise_forms_lower_exactly(variant: Any) -> None:
             subs = {variant.symbols[m]: sp.Float(float(v), 30) for m, v in at.items()}
             want = float(sp.N(elementary(e).xreplace(subs).doit(), 30))
             assert abs(got[n] - want) <= TOL * (1 + abs(want)), (variant.key, what, n, got[n], want)
+
+
+def test_flag_option_selects_a_formula_without_a_switch() -> None:
+    """A flag (``spec.flag``: log_target, full, swap) is a boolean symbol in a Piecewise: lowered as
+    a plain selection, with no branch switch (it is the caller's choice, not a comparison)."""
+    flag = sp.Symbol("log_target")
+    y = sp.Symbol("target", real=True)
+    e = sp.Piecewise((sp.exp(y) * (y - a), flag), (y * (sp.log(y) - a), True))
+    f = lower(e, ("target", "alpha", "log_target"), frozenset(), out=())
+    assert f.switches == ()
+    env = {"target": np.array([0.5, 2.0]), "alpha": np.float64(0.25), "_C": 1}
+    for on in (False, True):
+        got = f({**env, "log_target": np.bool_(on)})
+        for n, yv in enumerate(env["target"]):
+            want = float(e.subs({flag: on, y: yv, a: 0.25}))
+            assert abs(got[n] - want) <= TOL * (1 + abs(want)), (on, n, got[n], want)
+
+
+def test_error_scale_of_a_multi_limit_sum_lowers() -> None:
+    """The error scale of Σ_{i,k} f is that of Σ_i Σ_k f (every limit counted, none dropped)."""
+    from oracle._errscale import scale
+
+    two = _sum(x[i] * x[k], i, k)
+    nested = _sum(_sum(x[i] * x[k], i), k)
+    env = {"input": np.array([[1.0, -2.0, 3.0]]), "_C": 3, "_underflow": np.float64(0.0)}
+    s_two = lower(scale(two), ("input", "_underflow"), frozenset(), out=(j,))(env)
+    s_nested = lower(scale(nested), ("input", "_underflow"), frozenset(), out=(j,))(env)
+    assert np.array_equal(s_two, s_nested) and float(np.asarray(s_two).ravel()[0]) > 0

@@ -76,3 +76,32 @@ def test_smooth_l1_beta_zero_python_float() -> None:
     for beta in (0.0, 0):
         r = oracle.evaluate("smooth_l1_loss", np.array([-3.0]), np.array([0.0]), beta=beta, reduction="none")
         assert float(r.value[0]) == 3.0 and float(r.grads["input"][0]) == -1.0
+
+
+def test_flag_and_choice_options_are_validated_by_kind() -> None:
+    """Options of every kind: a flag takes a bool only, a choice one of its values (not a bool
+    that equals one), each error naming the option and what was expected."""
+    import dataclasses
+
+    from hypothesis import find
+
+    from conformance.strategies import param_value
+    from oracle.api import OracleInputError, _check_params
+    from spec import REGISTRY, choice, flag
+
+    v = dataclasses.replace(
+        REGISTRY["l1_loss"].variant(),
+        params=(flag("log_target", False, "targets are log-probabilities"), choice("p", 1, (1, 2))),
+    )
+    bound: dict = {"log_target": True, "p": 2}
+    _check_params(v, bound)
+    assert bound == {"log_target": True, "p": 2}
+    for bad, says in (
+        ({"log_target": 1}, "log_target: expected a bool (True or False), got 1"),
+        ({"p": 3}, "p: expected one of [1, 2], got 3"),
+        ({"p": True}, "p: expected one of [1, 2], got True"),
+    ):
+        with pytest.raises(OracleInputError, match=re.escape(says)):
+            _check_params(v, dict(bad))
+    assert find(param_value(v.params[0], "float32"), lambda b: b is True) is True
+    assert find(param_value(v.params[1], "float32"), lambda n: n == 2) == 2
