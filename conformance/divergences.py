@@ -105,6 +105,20 @@ def _ce_smoothing_term_overflows(case: Case, wrt: Sequence[str]) -> bool:
     return bool(np.abs(quotient) > _FINFO[case.dtype][1])
 
 
+def _soft_margin_exp_overflows(case: Case, wrt: Sequence[str]) -> bool:
+    """torch evaluates log(1 + exp(z)), z = -y·x, as written, in the input's dtype: exp(z) overflows
+    for z > log(max) (709.78 in float64, 88.72 in float32 and bfloat16, 11.09 in float16), where
+    the loss is ≈ z and finite. Hit where any z is within a few ulp of that threshold or above."""
+    import math
+
+    from conformance.errormodel import _FINFO
+
+    eps, big, _ = _FINFO[case.dtype]
+    with np.errstate(all="ignore"):
+        z = -np.asarray(case.arrays["target"]) * np.asarray(case.arrays["input"])
+    return bool(np.any(z > math.log(big) * (1 - 4 * eps)))
+
+
 def weighted_mean_hits(case: Case, wrt: Sequence[str]) -> bool:
     """The one predicate of every weighted mean, of every loss: a ``reduction='mean'`` whose
     denominator is a sum of weights (the variant's ``mean_weight`` depends on an optional argument,
@@ -306,6 +320,36 @@ DIVERGENCES: tuple[Divergence, ...] = (
                     "mean",
                 ),
                 (),
+            ),
+        ),
+    ),
+    Divergence(
+        id="soft-margin-exp-overflow",
+        backends="torch-*",
+        loss="soft_margin_loss",
+        dtypes=("float64", "float32", "float16", "bfloat16"),
+        library="torch",
+        versions="2.13.*",
+        reason=(
+            "the loss log(1 + exp(-y x)) is inf, and its gradient NaN (inf / inf), where exp(-y x) "
+            "overflows the dtype although the loss itself is ≈ -y x and finite: torch evaluates the "
+            "formula as written. Measured on torch 2.13.0+cpu, y = -1: float64 x = 709.79 -> inf "
+            "(exact 709.79; last finite at 709.78), float32 and bfloat16 from x = 88.73 and 89, "
+            "float16 from x = 11.09; soft_margin_loss([1000.], [-1.]) -> inf, gradient nan "
+            "(exact 1000, gradient 1)."
+        ),
+        hits=_soft_margin_exp_overflows,
+        witnesses=(
+            (
+                Case(
+                    "soft_margin_loss",
+                    "default",
+                    "float64",
+                    {"input": np.array([1000.0, 2.0]), "target": np.array([-1.0, 1.0])},
+                    {},
+                    "mean",
+                ),
+                ("input",),
             ),
         ),
     ),

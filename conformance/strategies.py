@@ -70,6 +70,7 @@ _VALUES = {
     "probabilities": unit,
     "nonnegative": nonnegative,
     "positive": lambda d: st.floats(2.0**-8, 4),
+    "sign": lambda d: st.sampled_from([-1.0, 1.0]),
 }
 
 

@@ -92,7 +92,7 @@ EPSILON_F32_1E12 = sp.Rational(*_EPS_F32.as_integer_ratio())
 class Domain:
     """Where an argument's values live. ``kind`` is what input generators dispatch on."""
 
-    kind: Literal["real", "unit", "nonnegative", "positive", "class_index", "probabilities"]
+    kind: Literal["real", "unit", "nonnegative", "positive", "class_index", "probabilities", "sign"]
     interval: sp.Set
     doc: str
 
@@ -103,6 +103,7 @@ NONNEGATIVE = Domain("nonnegative", sp.Interval(0, sp.oo), "a real >= 0")
 POSITIVE = Domain("positive", sp.Interval.open(0, sp.oo), "a real > 0")
 CLASS_INDEX = Domain("class_index", sp.Range(0, sp.oo), "an integer class index in [0, C)")
 PROBABILITIES = Domain("probabilities", sp.Interval(0, 1), "class probabilities (not required to sum to 1)")
+SIGN = Domain("sign", sp.FiniteSet(-1, 1), "a label in {-1, 1} (as documented; torch does not check it)")
 
 
 @dataclass(frozen=True)

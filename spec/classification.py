@@ -15,6 +15,7 @@ from spec._core import (
     NONNEGATIVE,
     PROBABILITIES,
     REAL,
+    SIGN,
     UNIT,
     Arg,
     C,
@@ -115,6 +116,31 @@ def binary_cross_entropy_with_logits(
     """
     sigma = 1 / (1 + sp.exp(-input))
     return -weight * (pos_weight * target * sp.log(sigma) + (1 - target) * sp.log(1 - sigma))
+
+
+# ---------------------------------------------------------------------------------------------
+# soft_margin_loss
+
+
+@loss(
+    family="classification",
+    signature=("input", "target"),
+    args=(
+        Arg("input", REAL, differentiable=True),
+        Arg("target", SIGN),  # torch: "not differentiable with respect to argument 'target'"
+    ),
+)
+def soft_margin_loss(input: sp.Symbol, target: sp.Symbol) -> sp.Expr:
+    r"""Two-class logistic loss of a score against a label in {-1, 1}.
+
+    .. math:: \ell = \log(1 + e^{-y x})
+
+    ``reduction='mean'`` divides by the number of elements. Targets are documented as -1 or 1 and
+    not checked; torch does not differentiate w.r.t. the target (it raises if asked).
+    Convention: torch.nn.functional.soft_margin_loss.
+    Reference: PyTorch documentation, ``torch.nn.SoftMarginLoss``.
+    """
+    return sp.log(1 + sp.exp(-target * input))
 
 
 # ---------------------------------------------------------------------------------------------

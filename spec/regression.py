@@ -120,3 +120,49 @@ def smooth_l1_loss(input: sp.Symbol, target: sp.Symbol, beta: sp.Symbol) -> sp.E
         (sp.Rational(1, 2) * d**2 / beta, sp.Abs(d) < beta),
         (sp.Abs(d) - sp.Rational(1, 2) * beta, True),
     )
+
+
+def _huber_conventions(input: sp.Symbol, target: sp.Symbol, delta: sp.Symbol) -> tuple[Convention, ...]:
+    return (
+        Convention(
+            "huber_branch_at_delta",
+            "|d| = delta takes the linear branch (aten's huber_loss tests |d| < delta); value and "
+            "gradient are continuous there, so the gradient is delta·sign(d) = d.",
+            points=(
+                # torch 2.13.0 float64: huber_loss([2., -2., 0.], 0, delta=2, 'none') -> [2., 2., 0.],
+                # gradient [2., -2., 0.]
+                ({"input": 2.0, "target": 0.0, "delta": 2.0}, {"value": 2.0, "grad_input": 2.0}),
+                ({"input": -2.0, "target": 0.0, "delta": 2.0}, {"value": 2.0, "grad_input": -2.0}),
+            ),
+        ),
+    )
+
+
+@loss(
+    family="regression",
+    signature=("input", "target", "weight"),
+    target_shape="broadcast",
+    args=_WEIGHTED,
+    params=(Param("delta", 1.0, sp.Interval.open(0, sp.oo), "where the quadratic zone ends (> 0)"),),
+    conventions=_huber_conventions,
+    properties=("zero_at_target",),
+)
+def huber_loss(input: sp.Symbol, target: sp.Symbol, weight: sp.Symbol, delta: sp.Symbol) -> sp.Expr:
+    r"""Quadratic within ``delta`` of the target, linear beyond, optionally weighted.
+
+    .. math:: \ell = w \begin{cases} \tfrac{1}{2} d^2 & |d| < \delta \\
+              \delta\,(|d| - \tfrac12 \delta) & \text{otherwise} \end{cases}, \quad d = x - y
+
+    ``reduction='mean'`` is Σ w·ℓ / n, n the number of elements: unlike l1_loss and mse_loss
+    (Σ w·ℓ / Σ w), torch 2.13's functional huber_loss takes the plain mean of the weighted losses
+    (``weighted_loss.mean()`` in torch/nn/functional.py). ``delta`` must be > 0 (torch raises).
+    Convention: torch.nn.functional.huber_loss; |d| = delta is the linear branch. Equal to
+    ``delta · smooth_l1_loss(x, y, beta=delta)``.
+    Reference: Huber, *Robust Estimation of a Location Parameter* (1964); PyTorch documentation,
+    ``torch.nn.HuberLoss``.
+    """
+    d = input - target
+    return weight * sp.Piecewise(
+        (sp.Rational(1, 2) * d**2, sp.Abs(d) < delta),
+        (delta * (sp.Abs(d) - sp.Rational(1, 2) * delta), True),
+    )

@@ -212,6 +212,30 @@ def test_softmax_error_scale_covers_argument_rounding() -> None:
 # -- the spec's derivatives vs finite differences of its raw value -------------------------------
 
 
+@SETTINGS
+@given(regression(), st.data())
+def test_huber(arrays: dict[str, Any], data: st.DataObject) -> None:
+    d = abs(float(arrays["input"][0] - arrays["target"][0]))
+    delta = data.draw(
+        st.one_of(
+            st.sampled_from([1e-300, 2.0**-1022, 1e-150, 1.0, 1e300]),  # tiny and huge delta
+            st.just(d if math.isfinite(d) and d > 0 else 1.0),  # |d| == delta: the linear branch
+            st.floats(1e-6, 1e6, **_finite),
+        )
+    )
+    weight = data.draw(st.one_of(st.none(), st.sampled_from([0.0, 0.5, 3.0, 1e-300])))
+    if weight is not None:
+        arrays = {**arrays, "weight": np.full(arrays["input"].shape, weight)}
+    _check("huber_loss", arrays, {"delta": delta})
+
+
+@SETTINGS
+@given(st.lists(logits, min_size=1, max_size=3), st.data())
+def test_soft_margin(xs: list[float], data: st.DataObject) -> None:
+    ys = data.draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=len(xs), max_size=len(xs)))
+    _check("soft_margin_loss", {"input": np.array(xs), "target": np.array(ys)})
+
+
 def _fd_matches(key: str, point: dict[str, Any], name: str, j: int | None = None) -> None:
     fd = _mp.fd_grad(key, point, name, j)
     exact = _mp.exact(key, name, point, j)
@@ -226,7 +250,8 @@ def test_pointwise_derivatives_match_finite_differences(x: float, y: float, beta
     d = abs(x - y)
     assume(d > 1e-30 * max(1.0, abs(x)))  # |x - y| is a kink of l1 and smooth_l1
     assume(abs(d - beta) > 1e-20 * beta)  # |d| = beta: smooth_l1's branch switch
-    for key, pt in [("l1_loss", {}), ("mse_loss", {}), ("smooth_l1_loss", {"beta": beta})]:
+    pointwise = [("l1_loss", {}), ("mse_loss", {}), ("smooth_l1_loss", {"beta": beta})]
+    for key, pt in [*pointwise, ("huber_loss", {"delta": beta})]:
         for name in ("input", "target"):
             _fd_matches(key, {"input": x, "target": y, **pt}, name)
 

@@ -154,6 +154,14 @@ PLANTS = (
     Plant("ce_smoothing_ignores_mask", "float32", _VALUE, _INDEX, {**_CE, "label_smoothing": 0.125}),
     Plant("ce_weighted_mean_by_count", "float32", _VALUE, _INDEX, _CE),
     Plant("ce_probs_mean_by_weight_mass", "float32", _VALUE, _PROBS, {"label_smoothing": 0.0}),
+    Plant("huber_mean_by_weight", "float32", _VALUE, _REG, {"delta": 1.0}),
+    Plant("huber_linear_ignores_delta", "float32", _VALUE, _REG, {"delta": 1.0}),
+    Plant(
+        "soft_margin_ignores_target",
+        "float32",
+        _VALUE,
+        {"input": [0.5, -1.25, 2.0], "target": [1.0, 1.0, 1.0]},
+    ),
 )
 _IDS = [p.mutant for p in PLANTS]
 

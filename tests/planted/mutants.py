@@ -48,6 +48,12 @@ ce_weighted_mean_by_count     cross_entropy[class_index]        value     'mean'
 ce_probs_mean_by_weight_mass  cross_entropy[probabilities]      value     with weight, 'mean' divides by
                                                                           Σ_n Σ_k w_k t_nk, not by the
                                                                           number of samples
+huber_mean_by_weight          huber_loss                        value     with weight, 'mean' divides by Σ w
+                                                                          (as l1/mse do), not by numel
+huber_linear_ignores_delta    huber_loss                        value     the linear branch is |d| - δ/2, not
+                                                                          δ(|d| - δ/2): right for δ = 1 only
+soft_margin_ignores_target    soft_margin_loss                  value     log(1 + exp(-x)): the label is
+                                                                          taken to be 1 everywhere
 ============================  ================================  ========  ==================================
 """
 
@@ -73,12 +79,15 @@ __all__ = [
     "ce_probs_mean_by_weight_mass",
     "ce_smoothing_ignores_mask",
     "ce_weighted_mean_by_count",
+    "huber_linear_ignores_delta",
+    "huber_mean_by_weight",
     "l1_grad_one_at_zero",
     "l1_mean_over_batch",
     "mse_grad_no_factor_two",
     "mse_none_squeezed",
     "smooth_l1_beta_zero_nan",
     "smooth_l1_sum_in_half",
+    "soft_margin_ignores_target",
 ]
 
 #: torch's EPSILON in the BCE backward: the float32 literal 1e-12, in every dtype
@@ -521,6 +530,56 @@ def ce_probs_mean_by_weight_mass(
 
 
 #: mutant -> (the spec variant it implements, the check expected to catch it)
+# ---------------------------------------------------------------------------------------------
+# huber_loss
+
+
+def _huber(d: Tensor, delta: float, linear_scale: float | None = None) -> Tensor:
+    ad = d.abs()
+    scale = delta if linear_scale is None else linear_scale
+    return torch.where(ad < delta, 0.5 * d * d, scale * (ad - 0.5 * delta))
+
+
+def huber_mean_by_weight(
+    input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0, weight: Tensor | None = None
+) -> Tensor:
+    """huber_loss whose weighted 'mean' is Σ w·ℓ / Σ w, as l1/mse's (torch's is Σ w·ℓ / numel)."""
+    if delta <= 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
+    x, y = torch.broadcast_tensors(input, target)
+    return _regression(_huber(x - y, delta), weight, x, _mode(None, None, reduction))  # BUG: / Σ w
+
+
+def huber_linear_ignores_delta(
+    input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0, weight: Tensor | None = None
+) -> Tensor:
+    """huber_loss whose linear branch is |d| - δ/2 (smooth_l1's), not δ(|d| - δ/2)."""
+    if delta <= 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
+    x, y = torch.broadcast_tensors(input, target)
+    e = _huber(x - y, delta, linear_scale=1.0)  # BUG: the linear branch is not scaled by delta
+    if weight is not None:
+        e = e * weight
+    return _reduce(e, _mode(None, None, reduction))
+
+
+# ---------------------------------------------------------------------------------------------
+# soft_margin_loss
+
+
+def soft_margin_ignores_target(
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """soft_margin_loss that treats every label as 1."""
+    reduction = _mode(size_average, reduce, reduction)
+    e = torch.nn.functional.softplus(-input) + 0 * target  # BUG: -x, not -y·x
+    return _reduce(e, reduction)
+
+
 PLANTED: dict[str, tuple[str, str]] = {
     "l1_mean_over_batch": ("l1_loss", "value"),
     "l1_grad_one_at_zero": ("l1_loss", "gradient"),
@@ -537,6 +596,9 @@ PLANTED: dict[str, tuple[str, str]] = {
     "ce_smoothing_ignores_mask": ("cross_entropy[class_index]", "value"),
     "ce_weighted_mean_by_count": ("cross_entropy[class_index]", "value"),
     "ce_probs_mean_by_weight_mass": ("cross_entropy[probabilities]", "value"),
+    "huber_mean_by_weight": ("huber_loss", "value"),
+    "huber_linear_ignores_delta": ("huber_loss", "value"),
+    "soft_margin_ignores_target": ("soft_margin_loss", "value"),
 }
 
 #: mutant -> the torch.nn.functional loss it replaces (the NAME of ``--impl NAME=module:attribute``)
