@@ -30,14 +30,18 @@ class Divergence:
     versions: str  # glob over that version
     reason: str
     hits: Callable[[Case, Sequence[str]], bool]
-    #: deterministic cases (and the inputs to differentiate) that show it; each runs as a strict xfail
-    witnesses: tuple[tuple[Case, tuple[str, ...]], ...]
+    #: deterministic cases (the inputs to differentiate, and optionally the memory layout) that
+    #: show it; each runs as a strict xfail
+    witnesses: tuple[tuple[Case, tuple[str, ...]] | tuple[Case, tuple[str, ...], str], ...]
+    #: the memory layouts it happens in (empty: any)
+    layouts: tuple[str, ...] = ()
 
-    def applies(self, backend: Any, case: Case, wrt: Sequence[str]) -> bool:
+    def applies(self, backend: Any, case: Case, wrt: Sequence[str], layout: str = "contiguous") -> bool:
         return (
             fnmatch.fnmatchcase(backend.name, self.backends)
             and case.loss == self.loss
             and case.dtype in self.dtypes
+            and (not self.layouts or layout in self.layouts)
             and self.hits(case, wrt)
         )
 
@@ -353,16 +357,47 @@ DIVERGENCES: tuple[Divergence, ...] = (
             ),
         ),
     ),
+    Divergence(
+        id="nll-loss-channels-last-backward-raises",
+        backends="torch-*",
+        loss="nll_loss",
+        dtypes=("float64", "float32", "float16", "bfloat16"),
+        library="torch",
+        versions="2.13.*",
+        reason=(
+            "raises on valid input: the input gradient of nll_loss on a 4-D (N, C, H, W) input in "
+            "channels_last memory format fails with 'RuntimeError: grad_input must be contiguous', "
+            "for every reduction (the forward is right; cross_entropy on the same layout works, "
+            "its log_softmax output being contiguous). Measured on torch 2.13.0+cpu: nll_loss("
+            "zeros(2, 3, 2, 2).contiguous(memory_format=torch.channels_last), zeros(2, 2, 2)).backward()."
+        ),
+        hits=lambda case, wrt: "input" in wrt and case.arrays["input"].ndim == 4,
+        witnesses=(
+            (
+                Case(
+                    "nll_loss",
+                    "default",
+                    "float32",
+                    {"input": np.zeros((2, 3, 2, 2)), "target": np.zeros((2, 2, 2), dtype=np.int64)},
+                    {"ignore_index": -100},
+                    "mean",
+                ),
+                ("input",),
+                "channels_last",
+            ),
+        ),
+        layouts=("channels_last",),
+    ),
     *_weighted_means(),
 )
 
 
-def known(backend: Any, case: Case, wrt: Sequence[str]) -> Divergence | None:
-    """The divergence ``case`` hits on ``backend``; None for a loss replaced by an override (a
-    divergence belongs to the implementation it was measured on)."""
+def known(backend: Any, case: Case, wrt: Sequence[str], layout: str = "contiguous") -> Divergence | None:
+    """The divergence ``case`` (in ``layout``) hits on ``backend``; None for a loss replaced by an
+    override (a divergence belongs to the implementation it was measured on)."""
     if case.loss in getattr(backend, "overrides", {}):
         return None
     for d in DIVERGENCES:
-        if d.applies(backend, case, wrt):
+        if d.applies(backend, case, wrt, layout):
             return d
     return None

@@ -115,9 +115,11 @@ class Mismatch:
 
 
 def compare(
-    got: Any, expected: Any, lo: Any, hi: Any, scale: Any, dtype: DType, *, what: str
+    got: Any, expected: Any, lo: Any, hi: Any, scale: Any, dtype: DType, *, what: str, alt: Any = None
 ) -> Mismatch | None:
-    """Check ``got`` against the oracle under the error model; None when it conforms."""
+    """Check ``got`` against the oracle under the error model; None when it conforms. ``alt``
+    (where not NaN) is a value also accepted exactly (0 where an undefined gradient's element
+    gradient is 0: see ``oracle.Evaluation.grad_alt``)."""
     got = np.asarray(got, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
     if got.shape != expected.shape:
@@ -150,6 +152,9 @@ def compare(
             (np.isposinf(got) & (hi_r + bound >= big)) | (np.isneginf(got) & (lo_r - bound <= -big))
         )
         ok = finite | nan | inf
+        if alt is not None:
+            alt = np.broadcast_to(np.asarray(alt, np.float64), got.shape)
+            ok = ok | (~np.isnan(alt) & (got == alt))
     if ok.all():
         return None
     bad = ~ok

@@ -349,7 +349,7 @@ def expected_failure(case: Case, message: str) -> None:
     pytest.xfail(message)
 
 
-def reject_known(backend: Backend, case: Case, wrt: Sequence[str] = ()) -> None:
+def reject_known(backend: Backend, case: Case, wrt: Sequence[str] = (), layout: str = "contiguous") -> None:
     """Reject (``hypothesis.assume``) a case that hits a known divergence of ``backend``; its
     witness is checked on its own in test_divergences.py."""
     from hypothesis import assume
@@ -368,14 +368,16 @@ def reject_known(backend: Backend, case: Case, wrt: Sequence[str] = ()) -> None:
             f"the implementation of {case.loss} does not take {unsupported!r} ({why}): left unchecked"
         )
     if case.loss in getattr(backend, "overrides", {}):
-        shared = known(backend.base, case, wrt)  # type: ignore[attr-defined]
+        shared = known(backend.base, case, wrt, layout)  # type: ignore[attr-defined]
         if shared is not None:  # judged by ``guarded`` if the implementation fails here
             _shared.append(shared)
         return
-    d = known(backend, case, wrt)
+    d = known(backend, case, wrt, layout)
     if d is None:
         return
     if currently_in_test_context():
+        # remembered: a check whose every example is rejected ends as an xfail naming it
+        SESSION.setdefault("rejected_by", {})[SESSION.get("check") or ""] = d
         assume(False)
     import pytest
 
@@ -446,7 +448,7 @@ def check(
     with ``hypothesis.assume`` (its witness is checked on its own), unless ``known_ok``.
     """
     if not known_ok:
-        reject_known(backend, case, wrt)
+        reject_known(backend, case, wrt, layout)
     exp = expected(case, wrt=wrt, upstream=upstream)
     got = call(backend, case, wrt=wrt, upstream=upstream, layout=layout)
     problems: list[tuple[Mismatch, Any, Any]] = []
@@ -472,6 +474,7 @@ def check(
             exp.grad_scale[n],
             case.dtype,
             what=f"gradient w.r.t. {n}",
+            alt=exp.grad_alt.get(n),
         )
         if m:
             problems.append((m, exp.grads[n], g))

@@ -366,14 +366,19 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 
     try:
         result = yield
-    except Unsatisfiable:  # every example was rejected, some of them as expected failures?
+    except Unsatisfiable:  # every example was rejected: as expected failures, or known divergences?
         shared = pending()
-        if shared is None:
-            raise
-        pytest.xfail(shared[1])
+        rejected = harness.SESSION.get("rejected_by", {}).pop(item.nodeid, None)
+        if shared is not None:
+            pytest.xfail(shared[1])
+        if rejected is not None:
+            pytest.xfail(f"every example hit known divergence {rejected.id}: {rejected.reason}")
+        raise
     except BaseException:  # a real failure (or a skip) wins over an expected one
         pending()
+        harness.SESSION.get("rejected_by", {}).pop(item.nodeid, None)
         raise
+    harness.SESSION.get("rejected_by", {}).pop(item.nodeid, None)
     shared = pending()
     if shared is not None:
         pytest.xfail(shared[1])

@@ -52,6 +52,9 @@ class Evaluation:
     grad_hi: Mapping[str, Array] = field(default_factory=dict)
     grad_scale: Mapping[str, Array] = field(default_factory=dict)
     denominator: float | None = None  # of reduction='mean': Σ of the variant's mean_weight
+    #: where a gradient is undefined (NaN: a mean over zero total weight) but its element's own
+    #: gradient is exactly 0, the value 0 is also accepted (else NaN: no alternative)
+    grad_alt: Mapping[str, Array] = field(default_factory=dict)
 
 
 def _fail(arg: str, expected: str, got: object) -> OracleInputError:
@@ -373,6 +376,8 @@ def evaluate(
     glo: dict[str, Array] = {}
     ghi: dict[str, Array] = {}
     gsc: dict[str, Array] = {}
+    galt: dict[str, Array] = {}
+    undefined = bool(np.isnan(denom_g))  # a mean over zero total weight
     for name in names:
         if name not in c.grads:
             raise _fail("wrt", f"differentiable arguments of {v.key}: {list(v.differentiable)}", repr(name))
@@ -396,7 +401,12 @@ def evaluate(
         # shrunk by |f| < 1)
         back = prep.restore[name]
         grads[name], glo[name], ghi[name], gsc[name] = (back(o) for o in out)
-    return Evaluation(spec_loss.name, v.name, value, grads, vlo, vhi, vsc, glo, ghi, gsc, denominator)
+        if undefined:
+            # The derivative of an undefined mean is undefined (NaN); an implementation that only
+            # writes the components its formula touches (nll_loss scatters -w_y·u/Σw into the
+            # target entries) leaves the others at 0: accepted there, where g is exactly 0.
+            galt[name] = back(np.where(k & (np.broadcast_to(g, gf.shape) == 0), 0.0, np.nan))
+    return Evaluation(spec_loss.name, v.name, value, grads, vlo, vhi, vsc, glo, ghi, gsc, denominator, galt)
 
 
 def _denominator(rule: ReductionRule, mean_weight: Array, input_shape: tuple[int, ...]) -> np.float64:

@@ -119,6 +119,37 @@ def binary_cross_entropy_with_logits(
 
 
 # ---------------------------------------------------------------------------------------------
+# nll_loss
+
+
+@loss(
+    family="classification",
+    signature=("input", "target", "weight", "ignore_index"),
+    args=(
+        Arg("input", REAL, axis="class", differentiable=True),
+        Arg("target", CLASS_INDEX, axis="index"),
+        Arg("weight", NONNEGATIVE, axis="class", optional=True, broadcast="class"),
+    ),
+    params=(Param("ignore_index", -100, sp.Integers, "target value whose samples are ignored", True),),
+    mean_weight=lambda weight, target: weight[target],
+    ignore="ignore_index",
+)
+def nll_loss(input: sp.IndexedBase, target: sp.Symbol, weight: sp.IndexedBase) -> sp.Expr:
+    r"""Negative log likelihood: minus the (weighted) input at the target class.
+
+    .. math:: \ell = -w_y\, x_y
+
+    ``input`` holds log-probabilities by convention (any reals are accepted); shapes (C), (N, C)
+    and (N, C, d1, ..., dk) — the seed documents' NLLLoss2d is the (N, C, H, W) case.
+    ``reduction='mean'`` divides by the sum of ``w_y`` over non-ignored samples (NaN when it is 0).
+    Convention: torch.nn.functional.nll_loss (LossNLL.cpp); the gradient is -w_y at the target
+    class and 0 elsewhere, 0 for ignored samples.
+    Reference: PyTorch documentation, ``torch.nn.NLLLoss``.
+    """
+    return -weight[target] * input[target]
+
+
+# ---------------------------------------------------------------------------------------------
 # soft_margin_loss
 
 

@@ -164,6 +164,13 @@ def test_cross_entropy_probabilities(case: tuple[dict[str, Any], dict[str, Any]]
     _check("cross_entropy[probabilities]", *case)
 
 
+@SETTINGS
+@given(ce_case(probabilities=False))
+def test_nll(case: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    arrays, _ = case  # (no label_smoothing)
+    _check("nll_loss", arrays)
+
+
 # -- pinned extremes ---------------------------------------------------------------------------
 
 

@@ -105,3 +105,30 @@ def test_flag_and_choice_options_are_validated_by_kind() -> None:
             _check_params(v, dict(bad))
     assert find(param_value(v.params[0], "float32"), lambda b: b is True) is True
     assert find(param_value(v.params[1], "float32"), lambda n: n == 2) == 2
+
+
+def test_gradient_of_an_undefined_mean_is_nan_with_zero_also_accepted() -> None:
+    """A mean over zero total weight is NaN and so is its gradient; where the element's own
+    gradient is exactly 0, 0 is also accepted: torch's nll_loss writes only the target entries
+    (measured on torch 2.13.0: nll_loss(zeros(2, 3), [2, 0], weight=zeros(3)) -> nan, input
+    gradient [[0, 0, nan], [nan, 0, 0]])."""
+    from conformance.errormodel import compare
+
+    x, t = np.zeros((2, 3)), np.array([2, 0])
+    r = oracle.evaluate("nll_loss", x, t, weight=np.zeros(3))
+    assert np.isnan(r.value) and np.isnan(r.grads["input"]).all()
+    g = (r.grads["input"], r.grad_lo["input"], r.grad_hi["input"], r.grad_scale["input"], "float32")
+    alt = r.grad_alt["input"]
+    assert np.array_equal(alt, np.zeros((2, 3)))  # -w_y δ(j, y) with w_y = 0: 0 everywhere
+    torch_like = np.array([[0.0, 0.0, np.nan], [np.nan, 0.0, 0.0]])
+    for got in (torch_like, np.full((2, 3), np.nan), np.zeros((2, 3))):
+        assert compare(got, *g, what="g", alt=alt) is None
+    assert compare(np.ones((2, 3)), *g, what="g", alt=alt) is not None
+    # where the element gradient is not 0 (cross_entropy's smoothing term spreads over the
+    # classes), only NaN is accepted
+    ce = oracle.evaluate("cross_entropy", x, t, weight=np.array([0.0, 1.0, 0.0]), label_smoothing=0.3)
+    assert np.isnan(ce.value) and np.isnan(ce.grad_alt["input"]).any()
+    h = (ce.grads["input"], ce.grad_lo["input"], ce.grad_hi["input"], ce.grad_scale["input"], "float32")
+    assert compare(np.zeros((2, 3)), *h, what="g", alt=ce.grad_alt["input"]) is not None
+    # a defined mean has no alternative
+    assert oracle.evaluate("nll_loss", x, t).grad_alt == {}

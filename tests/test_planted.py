@@ -162,6 +162,8 @@ PLANTS = (
         _VALUE,
         {"input": [0.5, -1.25, 2.0], "target": [1.0, 1.0, 1.0]},
     ),
+    Plant("nll_weighted_mean_by_count", "float32", _VALUE, _INDEX, {"ignore_index": -100}),
+    Plant("nll_ignored_counted", "float32", _VALUE, _INDEX, {"ignore_index": -100}),
 )
 _IDS = [p.mutant for p in PLANTS]
 

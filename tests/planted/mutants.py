@@ -54,6 +54,10 @@ huber_linear_ignores_delta    huber_loss                        value     the li
                                                                           δ(|d| - δ/2): right for δ = 1 only
 soft_margin_ignores_target    soft_margin_loss                  value     log(1 + exp(-x)): the label is
                                                                           taken to be 1 everywhere
+nll_weighted_mean_by_count    nll_loss                          value     with weight, 'mean' divides by the
+                                                                          number of non-ignored samples
+nll_ignored_counted           nll_loss                          value     'mean' counts ignored samples in
+                                                                          its denominator (their w_y too)
 ============================  ================================  ========  ==================================
 """
 
@@ -85,6 +89,8 @@ __all__ = [
     "l1_mean_over_batch",
     "mse_grad_no_factor_two",
     "mse_none_squeezed",
+    "nll_ignored_counted",
+    "nll_weighted_mean_by_count",
     "smooth_l1_beta_zero_nan",
     "smooth_l1_sum_in_half",
     "soft_margin_ignores_target",
@@ -564,6 +570,47 @@ def huber_linear_ignores_delta(
 
 
 # ---------------------------------------------------------------------------------------------
+# nll_loss
+
+
+def _nll_terms(input: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int) -> tuple[Tensor, ...]:
+    """Per-sample -w_y x_y (0 where ignored), w_y (0 where ignored), w_y of every sample."""
+    cdim = 0 if input.dim() == 1 else 1
+    x = input.movedim(cdim, -1)
+    w = torch.ones(x.shape[-1], dtype=x.dtype, device=x.device) if weight is None else weight
+    keep = target != ignore_index
+    safe = torch.where(keep, target, torch.zeros_like(target))
+    picked = x.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
+    wy = w[safe]
+    zero = torch.zeros_like(picked)
+    return torch.where(keep, -wy * picked, zero), torch.where(keep, wy, zero), wy
+
+
+def nll_weighted_mean_by_count(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+    ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """nll_loss whose weighted 'mean' divides by the count of non-ignored samples, not Σ w_y."""
+    reduction = _mode(size_average, reduce, reduction)
+    e, _, _ = _nll_terms(input, target, weight, ignore_index)
+    if reduction != "mean":
+        return _reduce(e, reduction)
+    return e.sum() / (target != ignore_index).sum()  # BUG: not Σ w_y
+
+
+def nll_ignored_counted(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+    ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """nll_loss whose 'mean' denominator also counts the ignored samples' weights."""
+    reduction = _mode(size_average, reduce, reduction)
+    e, _, wy_all = _nll_terms(input, target, weight, ignore_index)
+    if reduction != "mean":
+        return _reduce(e, reduction)
+    return e.sum() / wy_all.sum()  # BUG: ignored samples' w_y in the denominator
+
+
+# ---------------------------------------------------------------------------------------------
 # soft_margin_loss
 
 
@@ -599,6 +646,8 @@ PLANTED: dict[str, tuple[str, str]] = {
     "huber_mean_by_weight": ("huber_loss", "value"),
     "huber_linear_ignores_delta": ("huber_loss", "value"),
     "soft_margin_ignores_target": ("soft_margin_loss", "value"),
+    "nll_weighted_mean_by_count": ("nll_loss", "value"),
+    "nll_ignored_counted": ("nll_loss", "value"),
 }
 
 #: mutant -> the torch.nn.functional loss it replaces (the NAME of ``--impl NAME=module:attribute``)
