@@ -71,16 +71,24 @@ def _near(rng: Rng, x: float, other: float) -> float:
 def draw(key: str, rng: Rng, n: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """(arrays, params) for one oracle call with ``n`` samples of variant ``key``."""
     weight = rng.random() < 0.4
-    if key in ("l1_loss", "mse_loss", "smooth_l1_loss"):
+    if key in ("l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss"):
         x = [_real(rng) for _ in range(n)]
         y = [_near(rng, xi, _real(rng)) for xi in x]
         params: dict[str, Any] = {}
+        d = abs(x[0] - y[0])
         if key == "smooth_l1_loss":
-            d = abs(x[0] - y[0])
             params["beta"] = float(
                 rng.choice([0.0, 1e-300, 1.0, d if np.isfinite(d) else 1.0, 10.0 ** rng.uniform(-3, 3)])
             )
+        if key == "huber_loss":
+            params["delta"] = float(
+                rng.choice([1e-300, 1.0, d if np.isfinite(d) and d > 0 else 1.0, 10.0 ** rng.uniform(-3, 3)])
+            )
         return {"input": np.array(x), "target": np.array(y)}, params
+    if key == "soft_margin_loss":
+        x = [_logit(rng) for _ in range(n)]
+        y = [float(rng.choice([-1.0, 1.0])) for _ in range(n)]
+        return {"input": np.array(x), "target": np.array(y)}, {}
     if key == "binary_cross_entropy":
         x = [_unit(rng) for _ in range(n)]
         y = [_near(rng, xi, _unit(rng)) if rng.random() < 0.5 else float(rng.choice([0.0, 1.0])) for xi in x]
@@ -100,9 +108,9 @@ def draw(key: str, rng: Rng, n: int) -> tuple[dict[str, Any], dict[str, Any]]:
         xs[0] = [float(rng.choice(_LOGIT_EXTREMES)) for _ in range(c)]
     w = np.array([float(rng.choice([0.0, 1.0, 0.7, 2.0])) for _ in range(c)]) if weight else None
     ls = float(rng.choice([0.0, 0.0, 1.0, rng.random()]))
-    if key == "cross_entropy[class_index]":
+    if key in ("cross_entropy[class_index]", "nll_loss"):
         t = rng.integers(0, c, size=n)
-        return {"input": xs, "target": t, "weight": w}, {"label_smoothing": ls}
+        return {"input": xs, "target": t, "weight": w}, ({"label_smoothing": ls} if key != "nll_loss" else {})
     t = rng.random((n, c)) ** 3
     t[rng.random((n, c)) < 0.2] = 0.0
     if rng.random() < 0.5:
@@ -114,10 +122,13 @@ KEYS = (
     "l1_loss",
     "mse_loss",
     "smooth_l1_loss",
+    "huber_loss",
+    "soft_margin_loss",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cross_entropy[class_index]",
     "cross_entropy[probabilities]",
+    "nll_loss",
 )
 
 
