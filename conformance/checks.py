@@ -141,7 +141,7 @@ def grad_sums_to_zero(backend: Backend, case: Case, *, known_ok: bool = False) -
 def batch_is_per_sample(backend: Backend, case: Case, *, known_ok: bool = False) -> None:
     """The unreduced losses of a batch (``case`` has reduction 'none') equal the losses of each
     sample evaluated alone."""
-    x = case.arrays["input"]
+    x = case.arrays[REGISTRY[case.loss].tensors[0]]
     if not known_ok:
         reject_known(backend, case)
     whole = call(backend, case, check="batch_is_per_sample").value
@@ -164,11 +164,12 @@ def batch_is_per_sample(backend: Backend, case: Case, *, known_ok: bool = False)
 def sample(case: Case, n: int) -> Case:
     """Sample ``n`` of the batch as a batch of one; tensors that broadcast from the right
     (weights of fewer dims than input, pos_weight, class weights) stay as they are."""
-    nd = case.arrays["input"].ndim
+    lead = case.arrays[REGISTRY[case.loss].tensors[0]]
+    nd = lead.ndim
     arrays = {}
     for k, a in case.arrays.items():
         full = a.ndim == nd or (k == "target" and a.dtype.kind in "iu" and a.ndim == nd - 1)
-        arrays[k] = a[n : n + 1] if full and a.shape[0] == case.arrays["input"].shape[0] else a
+        arrays[k] = a[n : n + 1] if full and a.shape[0] == lead.shape[0] else a
     return dataclasses.replace(case, arrays=arrays)
 
 

@@ -87,9 +87,11 @@ def param_value(p: Param, dtype: DType) -> st.SearchStrategy[Any]:
     if p.choices:
         return st.sampled_from(p.choices)
     lo, hi = float(p.domain.inf), float(p.domain.sup)
-    hi_draw = min(hi, 8.0)
+    lo_draw, hi_draw = max(lo, -8.0), min(hi, 8.0)
     specials = [float(p.default), *(x for x in (lo, hi) if np.isfinite(x) and p.admits(x))]
-    raw = st.one_of(st.sampled_from(specials), st.floats(lo, hi_draw), st.floats(lo, min(hi_draw, 1e-2)))
+    raw = st.one_of(
+        st.sampled_from(specials), st.floats(lo_draw, hi_draw), st.floats(lo_draw, min(hi_draw, 1e-2))
+    )
     return raw.map(lambda x: float(round_to(x, dtype))).filter(p.admits)
 
 

@@ -28,12 +28,14 @@ def test_convention_point(
 
 
 def _empty(v: Variant) -> Case:
-    if v.has_class_axis:
-        shape: tuple[int, ...] = (0, 3)
-        target = np.zeros((0,), np.int64) if v.arg("target").axis == "index" else np.zeros(shape)
-    else:
-        shape, target = (0, 2), np.zeros((0, 2))
-    return Case(v.loss, v.name, "float32", {"input": np.zeros(shape), "target": target}, {}, "mean")
+    """A batch of 0 samples: (0, 3) logits and (0,) indices, or (0, 2) elements."""
+    shape: tuple[int, ...] = (0, 3) if v.has_class_axis else (0, 2)
+    arrays = {
+        a.name: np.zeros((0,), np.int64) if a.axis == "index" else np.zeros(shape)
+        for a in v.args
+        if not a.optional
+    }
+    return Case(v.loss, v.name, "float32", arrays, {}, "mean")
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)

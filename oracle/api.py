@@ -80,7 +80,7 @@ def _bind(loss: Loss, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[
     unknown = set(bound) - known
     if unknown:
         raise TypeError(f"{loss.name} got unexpected argument(s) {sorted(unknown)}; it takes {sorted(known)}")
-    for required in loss.signature[:2]:
+    for required in loss.tensors:
         if bound.get(required) is None:
             raise TypeError(f"{loss.name} missing required argument {required!r}")
     return bound
@@ -114,26 +114,33 @@ class _Prepared:
 
 
 def _prepare_elementwise(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _Prepared:
-    x = _float_array("input", bound["input"])
-    y = _float_array("target", bound["target"])
-    if x.shape != y.shape:
+    """The required tensors (``Loss.tensors``: input and target, or input1, input2 and target)
+    broadcast together (``target_shape='same'``: they must have the first one's shape); optional
+    tensors broadcast to them without enlarging them."""
+    names = loss.tensors
+    first = names[0]
+    arrays = {n: _float_array(n, bound[n]) for n in names}
+    x = arrays[first]
+    shape = x.shape
+    for n in names[1:]:
+        y = arrays[n]
+        if y.shape == x.shape:
+            continue
         if loss.target_shape == "same":
-            raise _fail("target", f"the same shape as input {x.shape}", f"shape {y.shape}")
+            raise _fail(n, f"the same shape as {first} {x.shape}", f"shape {y.shape}")
         try:
-            shape = np.broadcast_shapes(x.shape, y.shape)
+            shape = np.broadcast_shapes(shape, y.shape)
         except ValueError:
-            raise _fail("target", f"a shape broadcastable with input {x.shape}", f"shape {y.shape}") from None
+            raise _fail(n, f"a shape broadcastable with {first} {x.shape}", f"shape {y.shape}") from None
         warnings.warn(
-            f"target shape {y.shape} differs from input shape {x.shape}; broadcast to {shape} "
+            f"{n} shape {y.shape} differs from {first} shape {x.shape}; broadcast to {shape} "
             "(as torch does, with its own warning)",
             UserWarning,
             stacklevel=3,
         )
-    else:
-        shape = x.shape
     for a in v.args:
-        if a.checked and bound.get(a.name) is not None:
-            arr = x if a.name == "input" else y
+        if a.checked and a.name in arrays:
+            arr = arrays[a.name]
             bad = ~((arr >= 0) & (arr <= 1))
             if bad.any():
                 pos = np.argwhere(bad)[0]
@@ -142,8 +149,9 @@ def _prepare_elementwise(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _P
                     "all elements in [0, 1]",
                     f"{arr[tuple(pos)]!r} at index {tuple(int(p) for p in pos)}",
                 )
-    env: dict[str, Any] = {"input": np.broadcast_to(x, shape), "target": np.broadcast_to(y, shape), "_C": 1}
-    for a in v.args[2:]:
+    env: dict[str, Any] = {n: np.broadcast_to(a, shape) for n, a in arrays.items()}
+    env["_C"] = 1
+    for a in (a for a in v.args if a.name not in arrays):
         w = bound.get(a.name)
         if w is None:
             env[a.name] = 1.0
@@ -165,7 +173,7 @@ def _prepare_elementwise(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _P
                 a.name, f"a shape broadcastable to input {shape} without enlarging it", f"shape {w.shape}"
             ) from None
         env[a.name] = np.broadcast_to(w, shape)
-    restore = {"input": _unbroadcaster(x.shape), "target": _unbroadcaster(y.shape)}
+    restore = {n: _unbroadcaster(a.shape) for n, a in arrays.items()}
     return _Prepared(env, shape, None, restore)
 
 
@@ -352,7 +360,7 @@ def evaluate(
             factor = np.full(prep.out_shape, u)
             denom_g, rel_denom = np.float64(1.0), 0.0
         else:
-            denom = _denominator(rule, mw, np.shape(bound["input"]))
+            denom = _denominator(rule, mw, np.shape(bound[spec_loss.tensors[0]]))
             if denom == 0:
                 # a mean over zero total weight (empty batch, every sample ignored, or weight 0 on
                 # every target) is undefined: NaN, as torch decided (PR #64572), with NaN gradients
@@ -369,7 +377,7 @@ def evaluate(
                 denom_g, rel_denom = denom, float(n + 1) if rule.divides_by == "mean_weight" else 0.0
         value, vlo, vhi, vsc = (np.asarray(a, np.float64) for a in (value, vlo, vhi, vsc))
     divides = rule.divides_by not in (None, "one")  # 0 where the mean is NaN
-    denominator = float(_denominator(rule, mw, np.shape(bound["input"]))) if divides else None
+    denominator = float(_denominator(rule, mw, np.shape(bound[spec_loss.tensors[0]]))) if divides else None
 
     names = v.differentiable if wrt is None else tuple(wrt)
     grads: dict[str, Array] = {}

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 import oracle
+from spec import REGISTRY
 from spec.derive import variant_by_key
 from tests import _mp
 
@@ -106,7 +107,7 @@ def records(key: str, arrays: Mapping[str, Any], params: Mapping[str, Any] | Non
     params = dict(params or {})
     v = variant_by_key(key)
     ev = call_oracle(key, arrays, params)
-    x = np.asarray(arrays["input"])
+    x = np.asarray(arrays[REGISTRY[v.loss].tensors[0]])
     n = x.shape[0]
     out: list[Record] = []
     for s in range(n):

@@ -116,8 +116,9 @@ def working_dps(key: str, point: Point) -> int:
     for val in _flat(key, point).values():
         if val != 0 and math.isfinite(val):
             digits = max(digits, abs(math.log10(abs(val))))
-    if spec.REGISTRY[v.loss].family == "classification" and v.arg("input").domain.kind == "real":  # logits
-        xs = [float(x) for x in (point["input"] if v.has_class_axis else [point["input"]])]
+    first = spec.REGISTRY[v.loss].tensors[0]
+    if spec.REGISTRY[v.loss].family == "classification" and v.arg(first).domain.kind == "real":  # logits
+        xs = [float(x) for x in (point[first] if v.has_class_axis else [point[first]])]
         digits += ((max(xs) - min(xs)) if v.has_class_axis else abs(xs[0])) / _LN10
     return 40 + math.ceil(digits)
 

@@ -85,6 +85,12 @@ def draw(key: str, rng: Rng, n: int) -> tuple[dict[str, Any], dict[str, Any]]:
                 rng.choice([1e-300, 1.0, d if np.isfinite(d) and d > 0 else 1.0, 10.0 ** rng.uniform(-3, 3)])
             )
         return {"input": np.array(x), "target": np.array(y)}, params
+    if key == "margin_ranking_loss":
+        x1 = [_real(rng) for _ in range(n)]
+        x2 = [_near(rng, a, _real(rng)) for a in x1]
+        y = [float(rng.choice([-1.0, 1.0])) for _ in range(n)]
+        margin = float(rng.choice([0.0, 1.0, -1.0, _real(rng)]))
+        return {"input1": np.array(x1), "input2": np.array(x2), "target": np.array(y)}, {"margin": margin}
     if key == "soft_margin_loss":
         x = [_logit(rng) for _ in range(n)]
         y = [float(rng.choice([-1.0, 1.0])) for _ in range(n)]
@@ -124,6 +130,7 @@ KEYS = (
     "smooth_l1_loss",
     "huber_loss",
     "soft_margin_loss",
+    "margin_ranking_loss",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cross_entropy[class_index]",

@@ -52,9 +52,15 @@ def _sample(rng: np.random.Generator, variant: Any) -> dict[sp.Basic, float]:
             )
         elif kind == "nonnegative":
             v = float(rng.uniform(0, 3))
+        elif kind == "sign":
+            v = float(rng.choice([-1.0, 1.0]))
         else:
             v = float(rng.standard_normal() * 10.0 ** rng.uniform(-3, 3))
         out[s] = v
+    for p in variant.params:  # real options, drawn in their domain
+        if p.kind == "real":
+            lo, hi = max(float(p.domain.inf), -3.0), min(float(p.domain.sup), 3.0)
+            out[variant.symbols[p.name]] = float(rng.uniform(lo, hi))
     return out
 
 

@@ -243,6 +243,16 @@ def test_soft_margin(xs: list[float], data: st.DataObject) -> None:
     _check("soft_margin_loss", {"input": np.array(xs), "target": np.array(ys)})
 
 
+@SETTINGS
+@given(regression(), st.data())
+def test_margin_ranking(arrays: dict[str, Any], data: st.DataObject) -> None:
+    n = arrays["input"].size
+    ys = data.draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=n, max_size=n))
+    margin = data.draw(st.one_of(st.sampled_from([0.0, 1.0, -1.0, 1e-300]), st.floats(-1e6, 1e6, **_finite)))
+    three = {"input1": arrays["input"], "input2": arrays["target"], "target": np.array(ys)}
+    _check("margin_ranking_loss", three, {"margin": margin})
+
+
 def _fd_matches(key: str, point: dict[str, Any], name: str, j: int | None = None) -> None:
     fd = _mp.fd_grad(key, point, name, j)
     exact = _mp.exact(key, name, point, j)

@@ -137,3 +137,31 @@ def test_module_options_are_read_up_the_mro_to_nn_module() -> None:
         "SubclassOfTorchs": {"size_average", "reduce", "reduction"},
         "Custom_MSE": set(),
     }
+
+
+RANKING = """
+import torch
+from torch import nn
+
+
+class Ranking(nn.Module):  # three tensors to forward, the margin to the constructor
+    def __init__(self, margin=0.0, reduction="mean"):
+        super().__init__()
+        self.margin, self.reduction = margin, reduction
+
+    def forward(self, input1, input2, target):
+        e = (-target * (input1 - input2) + self.margin).clamp_min(0)
+        return e if self.reduction == "none" else e.sum() if self.reduction == "sum" else e.mean()
+"""
+
+
+def test_module_with_three_tensors_passes(pytester: pytest.Pytester) -> None:
+    """An nn.Module of a three-tensor loss (margin_ranking_loss) gets its tensors positionally, in
+    torch.nn.functional order, and its options through the constructor."""
+    pytester.makepyfile(ranking=RANKING)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--pyargs", "conformance", "--loss=margin_ranking_loss",
+        "--impl=margin_ranking_loss=ranking:Ranking",
+    )  # fmt: skip
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.stdout.fnmatch_lines(["*--impl margin_ranking_loss=ranking:Ranking*unchecked): none*"])

@@ -45,7 +45,7 @@ from conformance.backends.override import OverrideBackend
 from conformance.divergences import known
 from conformance.harness import ConformanceFailure, check, expected
 from conformance.strategies import Case, cases, upstream
-from spec import REDUCTIONS, Variant
+from spec import REDUCTIONS, REGISTRY, Variant
 from spec.derive import variant_by_key
 from tests.planted import mutants
 
@@ -133,6 +133,8 @@ _LOGITS = {"input": [0.5, -1.0, 2.0], "target": [0.25, 1.0, 0.0]}
 _INDEX = {"input": [[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]], "target": np.array([2, 0])}
 _PROBS = {"input": [[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]], "target": [[0.25, 0.25, 0.5], [1.0, 0.0, 0.0]]}
 _CE = {"ignore_index": -100, "label_smoothing": 0.0}
+# equal scores: the loss is 0 whatever the label's sign (and the margin 0)
+_RANK = {"input1": [0.5, -1.25, 2.0], "input2": [0.5, -1.25, 2.0], "target": [1.0, -1.0, 1.0]}
 _VALUE = "value: "
 _GRAD = "gradient w.r.t. "
 
@@ -164,6 +166,8 @@ PLANTS = (
     ),
     Plant("nll_weighted_mean_by_count", "float32", _VALUE, _INDEX, {"ignore_index": -100}),
     Plant("nll_ignored_counted", "float32", _VALUE, _INDEX, {"ignore_index": -100}),
+    Plant("margin_ranking_sign_flipped", "float32", _VALUE, _RANK, {"margin": -1.0}),
+    Plant("margin_ranking_margin_negated", "float32", _VALUE, _RANK, {"margin": 0.0}),
 )
 _IDS = [p.mutant for p in PLANTS]
 
@@ -242,7 +246,7 @@ def test_planted_bug_is_caught(plant: Plant, monkeypatch: pytest.MonkeyPatch) ->
         assert (numbers and numbers[1] != numbers[2]) or words, message
         assert "\n  expected: " in message and "\n  got:      " in message, message
     assert "\n  reproduce with (paste into python):\n" in message and "replay(" in message, message
-    assert probe.case.arrays["input"].size <= MAX_ELEMENTS, message
+    assert probe.case.arrays[REGISTRY[plant.loss].tensors[0]].size <= MAX_ELEMENTS, message
 
     # the reproduction is exact: it rebuilds this very case, which fails again
     seen = _replayed(message, monkeypatch)

@@ -58,6 +58,10 @@ nll_weighted_mean_by_count    nll_loss                          value     with w
                                                                           number of non-ignored samples
 nll_ignored_counted           nll_loss                          value     'mean' counts ignored samples in
                                                                           its denominator (their w_y too)
+margin_ranking_sign_flipped   margin_ranking_loss               value     max(0, y (x1 - x2) + margin): the
+                                                                          label's sign is lost
+margin_ranking_margin_negated margin_ranking_loss               value     max(0, -y (x1 - x2) - margin):
+                                                                          right for margin = 0 only
 ============================  ================================  ========  ==================================
 """
 
@@ -87,6 +91,8 @@ __all__ = [
     "huber_mean_by_weight",
     "l1_grad_one_at_zero",
     "l1_mean_over_batch",
+    "margin_ranking_margin_negated",
+    "margin_ranking_sign_flipped",
     "mse_grad_no_factor_two",
     "mse_none_squeezed",
     "nll_ignored_counted",
@@ -611,6 +617,28 @@ def nll_ignored_counted(
 
 
 # ---------------------------------------------------------------------------------------------
+# margin_ranking_loss
+
+
+def margin_ranking_sign_flipped(
+    input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0,
+    size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """margin_ranking_loss with the label's sign lost."""
+    reduction = _mode(size_average, reduce, reduction)
+    return _reduce((target * (input1 - input2) + margin).clamp_min(0), reduction)  # BUG: +y
+
+
+def margin_ranking_margin_negated(
+    input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0,
+    size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """margin_ranking_loss that subtracts the margin."""
+    reduction = _mode(size_average, reduce, reduction)
+    return _reduce((-target * (input1 - input2) - margin).clamp_min(0), reduction)  # BUG: -margin
+
+
+# ---------------------------------------------------------------------------------------------
 # soft_margin_loss
 
 
@@ -648,6 +676,8 @@ PLANTED: dict[str, tuple[str, str]] = {
     "soft_margin_ignores_target": ("soft_margin_loss", "value"),
     "nll_weighted_mean_by_count": ("nll_loss", "value"),
     "nll_ignored_counted": ("nll_loss", "value"),
+    "margin_ranking_sign_flipped": ("margin_ranking_loss", "value"),
+    "margin_ranking_margin_negated": ("margin_ranking_loss", "value"),
 }
 
 #: mutant -> the torch.nn.functional loss it replaces (the NAME of ``--impl NAME=module:attribute``)
