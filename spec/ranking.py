@@ -1,4 +1,5 @@
-"""Ranking losses: element-wise expressions of two scores and a label in {-1, 1}."""
+"""Ranking and embedding losses: element-wise expressions of scores (or distances) and a label
+in {-1, 1}."""
 
 from __future__ import annotations
 
@@ -61,3 +62,49 @@ def margin_ranking_loss(
     Reference: PyTorch documentation, ``torch.nn.MarginRankingLoss``.
     """
     return sp.Max(0, -target * (input1 - input2) + margin)
+
+
+def _hinge_embedding_conventions(
+    input: sp.Symbol, target: sp.Symbol, margin: sp.Symbol
+) -> tuple[Convention, ...]:
+    gap = margin - input
+    return (
+        Convention(
+            "hinge_embedding_kink",
+            "For y = -1 at x = margin the gradient is -1 (torch computes clamp_min(margin - x, 0), "
+            "whose backward passes the gradient where margin - x >= 0), not SymPy's Heaviside(0).",
+            grads={"input": (1 + target) / 2 - (1 - target) / 2 * sp.Piecewise((1, gap >= 0), (0, True))},
+            agrees_where=sp.Ne(gap, 0),
+            points=(
+                # torch 2.13.0 float64: hinge_embedding_loss([1.], [-1.], margin=1, 'none') -> 0,
+                # input gradient -1
+                ({"input": 1.0, "target": -1.0, "margin": 1.0}, {"value": 0.0, "grad_input": -1.0}),
+            ),
+        ),
+    )
+
+
+@loss(
+    family="ranking",
+    signature=("input", "target"),
+    args=(
+        Arg("input", REAL, differentiable=True),
+        Arg("target", SIGN),  # used only in torch.where conditions: no gradient reaches it
+    ),
+    params=(Param("margin", 1.0, sp.Interval(-sp.oo, sp.oo), "the distance beyond which y = -1 costs 0"),),
+    conventions=_hinge_embedding_conventions,
+)
+def hinge_embedding_loss(input: sp.Symbol, target: sp.Symbol, margin: sp.Symbol) -> sp.Expr:
+    r"""Embedding hinge: the distance itself where y = 1, a hinge on the margin where y = -1.
+
+    .. math:: \ell = \begin{cases} x & y = 1 \\ \max(0, \text{margin} - x) & y = -1 \end{cases}
+              = \tfrac{1 + y}{2}\, x + \tfrac{1 - y}{2} \max(0, \text{margin} - x)
+
+    Written as the second form, exact for y ∈ {-1, 1} (the documented labels; torch does not check
+    them, and for other values adds both terms where y ≠ ±1), so that no branch is taken on the
+    label. ``reduction='mean'`` divides by the number of elements.
+    Convention: torch.nn.functional.hinge_embedding_loss (aten: where(y != 1, clamp_min(margin -
+    x, 0), 0) + where(y != -1, x, 0)); at x = margin the gradient passes.
+    Reference: PyTorch documentation, ``torch.nn.HingeEmbeddingLoss``.
+    """
+    return (1 + target) / 2 * input + (1 - target) / 2 * sp.Max(0, margin - input)

@@ -91,6 +91,11 @@ def draw(key: str, rng: Rng, n: int) -> tuple[dict[str, Any], dict[str, Any]]:
         y = [float(rng.choice([-1.0, 1.0])) for _ in range(n)]
         margin = float(rng.choice([0.0, 1.0, -1.0, _real(rng)]))
         return {"input1": np.array(x1), "input2": np.array(x2), "target": np.array(y)}, {"margin": margin}
+    if key == "hinge_embedding_loss":
+        x = [_real(rng) for _ in range(n)]
+        y = [float(rng.choice([-1.0, 1.0])) for _ in range(n)]
+        margin = float(rng.choice([1.0, 0.0, x[0], _real(rng)]))
+        return {"input": np.array(x), "target": np.array(y)}, {"margin": margin}
     if key == "soft_margin_loss":
         x = [_logit(rng) for _ in range(n)]
         y = [float(rng.choice([-1.0, 1.0])) for _ in range(n)]
@@ -131,6 +136,7 @@ KEYS = (
     "huber_loss",
     "soft_margin_loss",
     "margin_ranking_loss",
+    "hinge_embedding_loss",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cross_entropy[class_index]",

@@ -253,6 +253,14 @@ def test_margin_ranking(arrays: dict[str, Any], data: st.DataObject) -> None:
     _check("margin_ranking_loss", three, {"margin": margin})
 
 
+@SETTINGS
+@given(st.lists(reals, min_size=1, max_size=3), st.data())
+def test_hinge_embedding(xs: list[float], data: st.DataObject) -> None:
+    ys = data.draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=len(xs), max_size=len(xs)))
+    margin = data.draw(st.one_of(st.sampled_from([1.0, 0.0, xs[0], -1.0]), st.floats(-1e6, 1e6, **_finite)))
+    _check("hinge_embedding_loss", {"input": np.array(xs), "target": np.array(ys)}, {"margin": margin})
+
+
 def _fd_matches(key: str, point: dict[str, Any], name: str, j: int | None = None) -> None:
     fd = _mp.fd_grad(key, point, name, j)
     exact = _mp.exact(key, name, point, j)

@@ -168,6 +168,14 @@ PLANTS = (
     Plant("nll_ignored_counted", "float32", _VALUE, _INDEX, {"ignore_index": -100}),
     Plant("margin_ranking_sign_flipped", "float32", _VALUE, _RANK, {"margin": -1.0}),
     Plant("margin_ranking_margin_negated", "float32", _VALUE, _RANK, {"margin": 0.0}),
+    # (y = -1 with distances inside the margin, and y = 1: the clamp does nothing there)
+    Plant(
+        "hinge_embedding_margin_unclamped",
+        "float32",
+        _VALUE,
+        {"input": [0.5, 0.25, -0.5], "target": [1.0, -1.0, -1.0]},
+        {"margin": 1.0},
+    ),
 )
 _IDS = [p.mutant for p in PLANTS]
 

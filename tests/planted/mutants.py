@@ -62,6 +62,8 @@ margin_ranking_sign_flipped   margin_ranking_loss               value     max(0,
                                                                           label's sign is lost
 margin_ranking_margin_negated margin_ranking_loss               value     max(0, -y (x1 - x2) - margin):
                                                                           right for margin = 0 only
+hinge_embedding_margin_unclamped hinge_embedding_loss           value     margin - x for y = -1 without the
+                                                                          clamp at 0: negative losses
 ============================  ================================  ========  ==================================
 """
 
@@ -87,6 +89,7 @@ __all__ = [
     "ce_probs_mean_by_weight_mass",
     "ce_smoothing_ignores_mask",
     "ce_weighted_mean_by_count",
+    "hinge_embedding_margin_unclamped",
     "huber_linear_ignores_delta",
     "huber_mean_by_weight",
     "l1_grad_one_at_zero",
@@ -639,6 +642,21 @@ def margin_ranking_margin_negated(
 
 
 # ---------------------------------------------------------------------------------------------
+# hinge_embedding_loss
+
+
+def hinge_embedding_margin_unclamped(
+    input: Tensor, target: Tensor, margin: float = 1.0,
+    size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """hinge_embedding_loss whose y = -1 term is margin - x, not max(0, margin - x)."""
+    reduction = _mode(size_average, reduce, reduction)
+    zeros = torch.zeros_like(input)
+    e = torch.where(target != 1, margin - input, zeros) + torch.where(target != -1, input, zeros)  # BUG
+    return _reduce(e, reduction)
+
+
+# ---------------------------------------------------------------------------------------------
 # soft_margin_loss
 
 
@@ -678,6 +696,7 @@ PLANTED: dict[str, tuple[str, str]] = {
     "nll_ignored_counted": ("nll_loss", "value"),
     "margin_ranking_sign_flipped": ("margin_ranking_loss", "value"),
     "margin_ranking_margin_negated": ("margin_ranking_loss", "value"),
+    "hinge_embedding_margin_unclamped": ("hinge_embedding_loss", "value"),
 }
 
 #: mutant -> the torch.nn.functional loss it replaces (the NAME of ``--impl NAME=module:attribute``)
