@@ -26,7 +26,7 @@ Array = np.ndarray[Any, Any]
 
 
 def _differentiable(case: Case) -> tuple[str, ...]:
-    return REGISTRY[case.loss].variant(case.variant).differentiable
+    return case.differentiable
 
 
 def oracle(
@@ -161,16 +161,89 @@ def batch_is_per_sample(backend: Backend, case: Case, *, known_ok: bool = False)
             )
 
 
+@guarded
+def rejects_bad_input(backend: Backend, case: Case, *, known_ok: bool = False) -> None:
+    """The backend raises (any exception; its message is not checked) on a call the oracle rejects
+    as invalid input (``case``, one of ``conformance.bad_inputs``). Accepting it, returning a value
+    of any kind, fails; so does hanging, or a worker process that dies. With ``known_ok`` (a
+    replay), a case that sets an option the --impl does not take is run too, without it."""
+    import warnings
+
+    import oracle
+    from conformance.harness import BadResult, _unsupported, run
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            call_args: dict[str, Any] = {**case.arrays, **case.options}
+            oracle.evaluate(case.loss, reduction=case.reduction, wrt=(), **call_args)
+    except oracle.OracleInputError as e:
+        invalid = str(e)
+    else:  # a defect of conformance/bad_inputs.py, not of the backend
+        raise AssertionError(f"not invalid input: the oracle accepts {case!r}")
+    unsupported = None if known_ok else _unsupported(backend, case)
+    if unsupported is not None:
+        import pytest
+
+        why = getattr(backend, "impls", {})[case.loss].unchecked.get(unsupported, "")
+        pytest.skip(
+            f"the implementation of {case.loss} does not take {unsupported!r} ({why}): left unchecked"
+        )
+    where: dict[str, Any] = dict(check="rejects_bad_input")
+    try:
+        got = run(backend, case)
+    except BadResult as e:  # it returned (not a tensor of the input's kind): it accepted the input
+        raise fail(backend, case, f"accepted invalid input ({invalid}) and {e}", **where) from None
+    except RuntimeError as e:
+        from conformance.isolate import Hang, RemoteError
+
+        if isinstance(e, Hang) or (isinstance(e, RemoteError) and e.kind == "WorkerDied"):
+            raise fail(backend, case, f"on invalid input ({invalid}): {e}", **where) from None
+        return  # it raised: it rejects the input
+    except Exception:
+        return
+    raise fail(
+        backend, case, f"accepted invalid input: {invalid} (expected an exception, got a value)",
+        got=got.value, **where,
+    )  # fmt: skip
+
+
 def sample(case: Case, n: int) -> Case:
     """Sample ``n`` of the batch as a batch of one; tensors that broadcast from the right
     (weights of fewer dims than input, pos_weight, class weights) stay as they are."""
     lead = case.arrays[REGISTRY[case.loss].tensors[0]]
     nd = lead.ndim
     arrays = {}
+    v = REGISTRY[case.loss].variant(case.variant)
     for k, a in case.arrays.items():
-        full = a.ndim == nd or (k == "target" and a.dtype.kind in "iu" and a.ndim == nd - 1)
-        arrays[k] = a[n : n + 1] if full and a.shape[0] == lead.shape[0] else a
+        arg = v.arg(k)
+        full = (
+            a.ndim == nd
+            or (arg.axis == "index" and a.ndim == nd - 1)  # one class index per sample
+            or (arg.broadcast == "var" and a.shape == lead.shape[:-1])  # one variance per sample
+        )
+        arrays[k] = a[n : n + 1] if full and a.ndim and a.shape[0] == lead.shape[0] else a
     return dataclasses.replace(case, arrays=arrays)
+
+
+@guarded
+def warns_as_specified(backend: Backend, case: Case, *, known_ok: bool = False) -> None:
+    """torch's warnings are part of its contract: the backend emits a UserWarning exactly where the
+    oracle does (``spec.Arg.broadcast == "warn"`` with a target of another shape;
+    ``Variant.reduction_warnings``: kl_div with 'mean'), and none elsewhere. The message is not
+    compared."""
+    exp = expected(case)
+    got = call(backend, case, check="warns_as_specified")
+    if exp.warnings and not got.warnings:
+        raise fail(
+            backend, case, f"no warning, where torch's contract warns: {exp.warnings[0]!r}",
+            check="warns_as_specified", what="warning",
+        )  # fmt: skip
+    if got.warnings and not exp.warnings:
+        raise fail(
+            backend, case, f"warned where torch's contract does not: {got.warnings[0]!r}",
+            check="warns_as_specified", what="warning",
+        )  # fmt: skip
 
 
 #: check kind -> its function; the ``check=`` of a printed ``replay(...)`` line
@@ -181,4 +254,6 @@ CHECKS: dict[str, Callable[..., None]] = {
     "zero_at_target": zero_at_target,
     "grad_sums_to_zero": grad_sums_to_zero,
     "batch_is_per_sample": batch_is_per_sample,
+    "rejects_bad_input": rejects_bad_input,
+    "warns_as_specified": warns_as_specified,
 }

@@ -62,6 +62,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         ]
         _parametrize(metafunc, ("divergence", "witness"), ws)
         return
+    if "bad_input" in metafunc.fixturenames:  # the invalid calls of each variant, from the spec
+        from conformance.bad_inputs import bad_inputs
+
+        backend = backend_of(config)
+        bad = []
+        for p in _variant_params(config):
+            v = p.values[0]
+            dtypes = list(backend.dtypes(v.loss))
+            dtype: Any = "float32" if "float32" in dtypes or not dtypes else dtypes[0]
+            bad += [
+                pytest.param(v, dtype, b, id=f"{p.id}-{b.id}", marks=p.marks) for b in bad_inputs(v, dtype)
+            ]
+        _parametrize(metafunc, ("variant", "dtype", "bad_input"), bad)
+        return
     if "variant" not in metafunc.fixturenames:
         return
     backend = backend_of(config)

@@ -11,6 +11,7 @@ still checked and a correct backend raises no false alarm. The oracle never chan
 from __future__ import annotations
 
 import fnmatch
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -123,6 +124,59 @@ def _soft_margin_exp_overflows(case: Case, wrt: Sequence[str]) -> bool:
     return bool(np.any(z > math.log(big) * (1 - 4 * eps)))
 
 
+def _target_zero_grad(flag: str, when: bool) -> Callable[[Case, Sequence[str]], bool]:
+    """Hit where the target gradient is asked, the flag option has the given value and some
+    target is exactly 0."""
+
+    def hits(case: Case, wrt: Sequence[str]) -> bool:
+        return (
+            "target" in wrt
+            and bool(case.options.get(flag)) is when
+            and bool(np.any(np.asarray(case.arrays["target"]) == 0))
+        )
+
+    return hits
+
+
+def _gaussian_reciprocal_overflows(case: Case, wrt: Sequence[str]) -> bool:
+    """torch's autograd of (x - y)²/v forms upstream·½ / v first (DivBackward): it overflows where
+    the clamped variance v = max(var, eps) < 1/max of the dtype (|upstream| <= 2 in the suite),
+    then times 2(x - y) gives ±inf, or NaN at x = y, where the exact gradient is finite."""
+    from conformance.errormodel import _FINFO
+
+    if not wrt:
+        return False
+    e, big, _ = _FINFO[case.dtype]
+    return bool(np.any(_clamped_var(case) < (1 + 8 * e) / big))
+
+
+def _gaussian_square_overflows(case: Case, wrt: Sequence[str]) -> bool:
+    """torch forms (x - y)² and (x - y)²/v in the dtype before halving, and for the var gradient
+    ((x - y)²/v)/v before the upstream·½: each overflows where the loss ½(log v + (x - y)²/v),
+    or its gradient, is finite. Hit where any exceeds the dtype's largest value (less a few ulp)."""
+    from conformance.errormodel import _FINFO
+
+    e, big, _ = _FINFO[case.dtype]
+    x, y = np.asarray(case.arrays["input"]), np.asarray(case.arrays["target"])
+    v = _clamped_var(case)
+    with np.errstate(all="ignore"):
+        d2 = (x - y) ** 2
+        worst = np.maximum(d2, d2 / v)
+        if "var" in wrt:  # the var gradient's (d²/v)/v, formed before the upstream·½
+            worst = np.maximum(worst, d2 / v / v)
+    return bool(np.any(worst > big * (1 - 4 * e)))
+
+
+def _clamped_var(case: Case) -> np.ndarray[Any, Any]:
+    """max(var, eps), shaped as it broadcasts against input (one per sample: unsqueezed)."""
+    from oracle.api import _var_shape
+
+    var = np.asarray(case.arrays["var"])
+    x = np.asarray(case.arrays["input"])
+    shape = var.shape if var.shape == x.shape else _var_shape("var", var.shape, x.shape)
+    return np.maximum(var.reshape(shape), float(case.options.get("eps", 1e-6)))
+
+
 def weighted_mean_hits(case: Case, wrt: Sequence[str]) -> bool:
     """The one predicate of every weighted mean, of every loss: a ``reduction='mean'`` whose
     denominator is a sum of weights (the variant's ``mean_weight`` depends on an optional argument,
@@ -144,7 +198,9 @@ def weighted_mean_hits(case: Case, wrt: Sequence[str]) -> bool:
         return False
     eps, big, _ = _FINFO[case.dtype]
     arrays: dict[str, Any] = dict(case.arrays)
-    r = oracle.evaluate(case.loss, reduction="mean", wrt=(), **arrays, **case.options)
+    with warnings.catch_warnings():  # the contract's own warnings (a broadcast target) are not at issue
+        warnings.simplefilter("ignore", UserWarning)
+        r = oracle.evaluate(case.loss, reduction="mean", wrt=(), **arrays, **case.options)
     total_weight = float(r.denominator or 0.0)
     n = max(a.size for a in case.arrays.values())
     if wrt and 0 < total_weight < 2 * (1 + (n + 1) * eps) / big:
@@ -387,6 +443,126 @@ DIVERGENCES: tuple[Divergence, ...] = (
             ),
         ),
         layouts=("channels_last",),
+    ),
+    Divergence(
+        id="kl-div-target-grad-nan-at-zero",
+        backends="torch-*",
+        loss="kl_div",
+        dtypes=("float64", "float32", "float16", "bfloat16"),
+        library="torch",
+        versions="2.13.*",
+        reason=(
+            "with log_target=False the target gradient at target = 0 is NaN where the spec's "
+            "d/dy [xlogy(y, y) - y x] = log y + 1 - x is -inf (its one-sided limit): torch's "
+            "xlogy backward gives y/y = 0/0 for its second argument (pytorch/pytorch#89558). "
+            "Measured on torch 2.13.0+cpu, float64: kl_div(log([.9, .1]), [0., 1.], "
+            "reduction='sum') target gradient [nan, 3.3026] (spec [-inf, 3.3026])."
+        ),
+        hits=_target_zero_grad("log_target", False),
+        witnesses=(
+            (
+                Case(
+                    "kl_div",
+                    "default",
+                    "float64",
+                    {"input": np.log(np.array([0.9, 0.1])), "target": np.array([0.0, 1.0])},
+                    {"log_target": False},
+                    "sum",
+                ),
+                ("target",),
+            ),
+        ),
+    ),
+    Divergence(
+        id="poisson-nll-full-target-grad-nan-at-zero",
+        backends="torch-*",
+        loss="poisson_nll_loss",
+        dtypes=("float64", "float32", "float16", "bfloat16"),
+        library="torch",
+        versions="2.13.*",
+        reason=(
+            "with full=True the target gradient at target = 0 is NaN where the spec's is finite: "
+            "torch masks the Stirling term to 0 where target <= 1 with masked_fill, whose backward "
+            "still multiplies the term's gradient log y + 1/(2y) (NaN at y = 0) by the mask. "
+            "Measured on torch 2.13.0+cpu, float64: poisson_nll_loss(zeros(4), [0., 1., 2., 3.], "
+            "full=True, reduction='sum') target gradient [nan, 0, 0.9431, 1.2653] (spec [0, 0, "
+            "0.9431, 1.2653])."
+        ),
+        hits=_target_zero_grad("full", True),
+        witnesses=(
+            (
+                Case(
+                    "poisson_nll_loss",
+                    "default",
+                    "float64",
+                    {"input": np.zeros(4), "target": np.array([0.0, 1.0, 2.0, 3.0])},
+                    {"log_input": True, "full": True, "eps": 1e-8},
+                    "sum",
+                ),
+                ("target",),
+            ),
+        ),
+    ),
+    Divergence(
+        id="gaussian-nll-grad-reciprocal-overflow",
+        backends="torch-*",
+        loss="gaussian_nll_loss",
+        dtypes=("float64", "float32", "float16", "bfloat16"),
+        library="torch",
+        versions="2.13.*",
+        reason=(
+            "the gradients are NaN or ±inf where the clamped variance max(var, eps) is below "
+            "1/max of the dtype, although the exact gradients are finite: torch's backward of "
+            "(x - y)²/v forms upstream·½/v first, which overflows. The default eps = 1e-6 is such "
+            "a variance in float16 (1/1e-6 > 65504). Measured on torch 2.13.0+cpu, float16: "
+            "gaussian_nll_loss(zeros(()), zeros(()), zeros(()), reduction='none') input gradient "
+            "nan (exact 0); float32 with eps = 1.4e-45 likewise."
+        ),
+        hits=_gaussian_reciprocal_overflows,
+        witnesses=(
+            (
+                Case(
+                    "gaussian_nll_loss",
+                    "default",
+                    "float16",
+                    {"input": np.zeros(()), "target": np.zeros(()), "var": np.zeros(())},
+                    {"full": False, "eps": float(np.float16(1e-6))},
+                    "none",
+                ),
+                ("input",),
+            ),
+        ),
+    ),
+    Divergence(
+        id="gaussian-nll-square-overflow",
+        backends="torch-*",
+        loss="gaussian_nll_loss",
+        dtypes=("float64", "float32", "float16", "bfloat16"),
+        library="torch",
+        versions="2.13.*",
+        reason=(
+            "the loss is inf where it is finite: torch evaluates 0.5 * (log(v) + (x - y)**2 / v) "
+            "as written, and (x - y)² or (x - y)²/v overflows the dtype before the halving. "
+            "The var gradient likewise forms ((x - y)²/v)/v before multiplying by upstream·½. "
+            "Measured on torch 2.13.0+cpu, float16: gaussian_nll_loss([23.], [0.], [0.0078125], "
+            "eps=0.0078125, reduction='none') -> inf (exact 33853.57); x = 4.18359375, y = "
+            "5.1171875, var = 0, eps = 0.003063201904296875, upstream 0.5: var gradient -inf "
+            "(exact -23140.65)."
+        ),
+        hits=_gaussian_square_overflows,
+        witnesses=(
+            (
+                Case(
+                    "gaussian_nll_loss",
+                    "default",
+                    "float16",
+                    {"input": np.array([23.0]), "target": np.array([0.0]), "var": np.array([0.0078125])},
+                    {"full": False, "eps": 0.0078125},
+                    "none",
+                ),
+                (),
+            ),
+        ),
     ),
     *_weighted_means(),
 )

@@ -7,6 +7,7 @@ reproduction: loss, options, dtype, device, inputs, expected, got, the bound and
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -100,7 +101,7 @@ def run(
             gs = backend.grad(out, [t[n] for n in wrt], u)
             grads = dict(zip(wrt, gs, strict=True))
     mutated = [k for k, v in t.items() if not np.array_equal(before[k], backend.to_numpy(v), equal_nan=True)]
-    return Outcome(backend.to_numpy(out), grads, mutated, [str(w.message) for w in caught])
+    return Outcome(backend.to_numpy(out), grads, mutated, list(_user_warnings(caught)))
 
 
 class BadResult(TypeError):
@@ -118,16 +119,25 @@ def _check_result(out: Any, like: Any, case: Case) -> None:
 
 
 def expected(case: Case, *, wrt: Sequence[str] = (), upstream: Array | None = None) -> oracle.Evaluation:
-    return oracle.evaluate(
-        case.loss,
-        **case.arrays,
-        **case.options,
-        reduction=case.reduction,
-        wrt=tuple(wrt),
-        upstream=upstream,
-        branch_tol=branch_tol(case.dtype),
-        underflow=underflow(case.dtype),
-    )
+    """The oracle's evaluation of ``case``, with the UserWarnings the contract emits on it."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ev = oracle.evaluate(
+            case.loss,
+            **case.arrays,
+            **case.options,
+            reduction=case.reduction,
+            wrt=tuple(wrt),
+            upstream=upstream,
+            branch_tol=branch_tol(case.dtype),
+            underflow=underflow(case.dtype),
+        )
+    return dataclasses.replace(ev, warnings=_user_warnings(caught))
+
+
+def _user_warnings(caught: Sequence[warnings.WarningMessage]) -> tuple[str, ...]:
+    """The messages of the UserWarnings among ``caught`` (not deprecations or NumPy's)."""
+    return tuple(str(w.message) for w in caught if issubclass(w.category, UserWarning))
 
 
 def _fmt(a: Any) -> str:

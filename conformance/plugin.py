@@ -71,7 +71,8 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         action="store_true",
         default=False,
         help="fail an --impl where it gets a case wrong that the backend's own loss also gets wrong "
-        "(a known divergence); by default such a case is an expected failure naming the divergence",
+        "(a known divergence), or where it accepts invalid input the backend rejects; by default the "
+        "first is an expected failure naming the divergence, the second advisory (an expected failure)",
     )
     # The short spellings exist only in runs that name the suite, so that a user's own --backend or
     # --loss option (pytest refuses duplicates) keeps working in every other run.

@@ -42,6 +42,14 @@ class Case:
     def kwargs(self) -> dict[str, Any]:
         return {**self.options, "reduction": self.reduction}
 
+    @property
+    def differentiable(self) -> tuple[str, ...]:
+        """The differentiable arguments this case passes (optional ones only where given)."""
+        from spec import REGISTRY
+
+        v = REGISTRY[self.loss].variant(self.variant)
+        return tuple(n for n in v.differentiable if n in self.arrays)
+
 
 def reals(dtype: DType) -> st.SearchStrategy[float]:
     big = _BIG[dtype]
@@ -71,6 +79,7 @@ _VALUES = {
     "nonnegative": nonnegative,
     "positive": lambda d: st.floats(2.0**-8, 4),
     "sign": lambda d: st.sampled_from([-1.0, 1.0]),
+    "log_probability": lambda d: reals(d).map(lambda v: -abs(v)),
 }
 
 
@@ -101,15 +110,35 @@ def element_shapes(draw: st.DrawFn, min_size: int = 1) -> tuple[int, ...]:
 
 
 @st.composite
-def class_shapes(draw: st.DrawFn, min_size: int = 1) -> tuple[int, ...]:
-    """(C), (N, C) or (N, C, d1, ..., dk) with k <= 2."""
+def class_shapes(draw: st.DrawFn, min_size: int = 1, last: bool = False) -> tuple[int, ...]:
+    """(C), (N, C) or (N, C, d1, ..., dk) with k <= 2; with ``last``, the class axis last:
+    (C), (N, C), (N, d1, ..., C)."""
     c = draw(st.integers(1, 5))
     ndim = draw(st.integers(1, 4))
     if ndim == 1:
         return (c,)
     n = draw(st.integers(min_size, 4))
     spatial = tuple(draw(st.lists(st.integers(1, 3), min_size=ndim - 2, max_size=ndim - 2)))
-    return (n, c, *spatial)
+    return (n, *spatial, c) if last else (n, c, *spatial)
+
+
+@st.composite
+def broadcast_shape(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A shape that broadcasts to ``shape`` without enlarging it: a suffix of it, some dims 1."""
+    suffix = shape[draw(st.integers(0, len(shape))) :]
+    ones = draw(st.lists(st.booleans(), min_size=len(suffix), max_size=len(suffix)))
+    return tuple(1 if o else n for n, o in zip(suffix, ones, strict=True))
+
+
+@st.composite
+def var_shape(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """gaussian_nll_loss's var shapes: input's, input's without its last dim, or input's with
+    one dim of size 1 (``spec.Arg.broadcast == "var"``)."""
+    options = [shape]
+    if shape:
+        options.append(shape[:-1])
+        options += [(*shape[:d], 1, *shape[d + 1 :]) for d in range(len(shape)) if shape[d] != 1]
+    return draw(st.sampled_from(options))
 
 
 @st.composite
@@ -128,8 +157,9 @@ def cases(
     arrays: dict[str, Array] = {}
     options: dict[str, Any] = {}
     if variant.has_class_axis:
-        shape = shape or draw(class_shapes())
-        cdim = 0 if len(shape) == 1 else 1
+        last = variant.class_dim == "last"
+        shape = shape or draw(class_shapes(last=last))
+        cdim = len(shape) - 1 if last or len(shape) == 1 else 1
         c = shape[cdim]
         sample = shape[:cdim] + shape[cdim + 1 :]
     else:
@@ -158,27 +188,29 @@ def cases(
                 ashape = shape[-1:]
             elif a.broadcast == "same":
                 ashape = shape
-            else:  # broadcastable to input without enlarging it: a suffix of its shape
-                ashape = shape[draw(st.integers(0, len(shape))) :]
-            arrays[a.name] = draw(values(a.domain.kind, dtype, ashape))
+            else:  # broadcastable to input without enlarging it
+                ashape = draw(broadcast_shape(shape))
+            arrays[a.name] = draw(values(a.domain_for(options).kind, dtype, ashape))
         elif a.axis == "index":
             choices = list(range(c)) + ([ignore] if ignore is not None and ignore < 0 else [])
             n = int(np.prod(sample)) if sample else 1
             idx = draw(st.lists(st.sampled_from(choices), min_size=n, max_size=n))
             arrays[a.name] = np.array(idx, dtype=np.int64).reshape(sample)
         else:
-            arrays[a.name] = draw(values(a.domain.kind, dtype, shape))
+            ashape = shape
+            if a.broadcast == "var":
+                ashape = draw(var_shape(shape))
+            elif a.broadcast in ("warn", "silent") and draw(st.integers(0, 3)) == 0:
+                ashape = draw(broadcast_shape(shape))  # torch broadcasts (and warns for "warn")
+            arrays[a.name] = draw(values(a.domain_for(options).kind, dtype, ashape))
     if (
         "target" in arrays
         and "input" in arrays
         and arrays["target"].dtype.kind == "f"
         and draw(st.integers(0, 7)) == 0
     ):
-        arrays["target"] = (
-            arrays["input"].copy()
-            if variant.arg("target").domain == variant.arg("input").domain
-            else arrays["target"]
-        )
+        same = variant.arg("target").domain_for(options) == variant.arg("input").domain_for(options)
+        arrays["target"] = arrays["input"].copy() if same else arrays["target"]
     return Case(variant.loss, variant.name, dtype, arrays, options, draw(st.sampled_from(list(reductions))))
 
 

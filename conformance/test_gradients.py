@@ -17,7 +17,7 @@ from spec import Variant
 @given(data=st.data())
 def test_gradient(backend: Any, variant: Variant, dtype: DType, data: st.DataObject) -> None:
     case = data.draw(cases(variant, dtype, fixed=fixed_options(backend, variant.loss)), label="case")
-    diff = list(variant.differentiable)
+    diff = list(case.differentiable)
     wrt = data.draw(st.lists(st.sampled_from(diff), min_size=1, max_size=len(diff), unique=True), label="wrt")
     shape = expected(case).value.shape
     up = data.draw(upstream(shape, dtype), label="upstream")

@@ -24,7 +24,7 @@ def test_convention_point(
     arrays = {a.name: np.array([point[a.name]]) for a in variant.args if a.name in point}
     options = {p.name: point[p.name] for p in variant.params if p.name in point}
     case = Case(variant.loss, variant.name, dtype, arrays, options, reduction)  # type: ignore[arg-type]
-    check(backend, case, wrt=variant.differentiable)
+    check(backend, case, wrt=case.differentiable)
 
 
 def _empty(v: Variant) -> Case:
@@ -44,4 +44,4 @@ def test_empty_batch(backend: Any, variant: Variant, reduction: str) -> None:
     import dataclasses
 
     case = dataclasses.replace(_empty(variant), reduction=reduction)
-    check(backend, case, wrt=variant.differentiable)
+    check(backend, case, wrt=case.differentiable)

@@ -24,7 +24,7 @@ from oracle._errscale import scale
 from oracle._lower import Lowered, expand_bound_deltas, lower
 from oracle._stable import stabilize
 from spec import Variant, j
-from spec.derive import ClosedForms, derive, tidy_sums, variant_by_key
+from spec.derive import ClosedForms, derive, tidy_sums, variant_by_key, wrt
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,8 @@ class Compiled:
     value: Form
     grads: Mapping[str, Form]
     mean_weight: Lowered
+    #: ∂(mean_weight)/∂a for each differentiable argument the mean's weights depend on
+    mean_weight_grads: Mapping[str, Lowered]
 
 
 def _names(v: Variant) -> tuple[str, ...]:
@@ -130,4 +132,9 @@ def _build(key: str) -> Compiled:
         value=_form(forms.value, names, idx, out),
         grads={n: _form(g, names, idx, out) for n, g in forms.grads.items()},
         mean_weight=lower(v.mean_weight, names, idx, out),
+        mean_weight_grads={
+            n: lower(dm, names, idx, out)
+            for n in v.differentiable
+            if (dm := sp.diff(v.mean_weight, wrt(v, n))) != 0
+        },
     )

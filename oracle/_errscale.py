@@ -28,6 +28,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
 from oracle._stable import NODES, Sigmoid, Softplus, SquareOver
+from spec._core import xlogy
 
 _EXACT_FUNCS = (sp.sign, sp.KroneckerDelta)
 
@@ -96,6 +97,13 @@ def scale(e: sp.Expr) -> sp.Expr:
         f = sp.Sum(e.function, *e.limits[:-1]) if len(e.limits) > 1 else e.function
         n = hi - lo + 1  # the terms summed: n - 1 additions, each rounding a partial sum of them
         return sp.Sum(scale(f), (d, lo, hi)) + (n - 1) * sp.Sum(sp.Abs(f), (d, lo, hi))
+    if isinstance(e, xlogy):
+        # x·log(y): the product's and the log's roundings; its operands' errors through its
+        # derivatives (0 where they are exact arguments)
+        x, y = e.args
+        sx, sy = scale(x), scale(y)
+        prop = sp.Abs(sp.log(y)) * sx + sp.Abs(x / y) * sy if (sx != 0 or sy != 0) else sp.S.Zero
+        return prop + 2 * sp.Abs(e) + UNDERFLOW
     if isinstance(e, SquareOver):
         u, v = e.args
         su, sv = scale(u), scale(v)

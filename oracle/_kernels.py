@@ -44,6 +44,12 @@ def eye(c: int) -> Array:
     return np.eye(int(c))
 
 
+def xlogy(x: Array, y: Array) -> Array:
+    """``x·log(y)``, 0 where ``x = 0`` (``spec.xlogy``; torch.xlogy)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.asarray(x) == 0, 0.0, x * np.log(y))
+
+
 def softplus(z: Array) -> Array:
     """log(1 + exp(z)) without overflow."""
     return np.logaddexp(0.0, z)

@@ -283,6 +283,10 @@ class _Lowerer:
             raise NotImplementedError(f"expand SoftmaxMinusDelta over a dummy before lowering: {e}")
         return self._component(f"_k.softmax_minus_onehot({self._array(x)}, {a.name})", b)
 
+    def node_xlogy(self, e: sp.Function) -> _Code:
+        (x, y), to = self.combine([self.lower(a) for a in e.args])
+        return _Code(f"_k.xlogy({x}, {y})", to)
+
     def node_SquareOver(self, e: SquareOver) -> _Code:
         (u, v), to = self.combine([self.lower(a) for a in e.args])
         return _Code(f"{u} * ({u} / {v})", to)

@@ -335,23 +335,41 @@ def _log1p(e: sp.Expr) -> sp.Expr:
     return e.replace(match, lambda p: log1p(p.args[0] - 1))
 
 
+def _is_half_power(f: sp.Basic) -> bool:
+    """``±1/2^k``, k >= 1: a factor a divisor takes exactly."""
+    return bool(f.is_Rational and abs(f.p) == 1 and f.q > 1 and (f.q & (f.q - 1)) == 0)
+
+
 def _square_over(e: sp.Expr) -> sp.Expr:
-    """``u² / v`` (v not a number) → ``SquareOver(u, v)``."""
+    """``u² / v`` (v not a number) → ``SquareOver(u, v)``; ``u² / v²`` → ``SquareOver(u, v) / v``."""
 
     def parts(m: sp.Basic) -> tuple[sp.Expr, sp.Expr, list[sp.Basic]] | None:
         if not isinstance(m, sp.Mul):
             return None
         fs = list(m.args)
         sq = [f for f in fs if isinstance(f, sp.Pow) and f.exp == 2]
-        inv = [f for f in fs if isinstance(f, sp.Pow) and f.exp == -1 and not f.base.is_Number]
+        inv = [f for f in fs if isinstance(f, sp.Pow) and f.exp in (-1, -2) and not f.base.is_Number]
+        if sq and not inv and any(_is_half_power(f) for f in fs):
+            # u²/2^k (huber's d²/2): SquareOver(u, 1) then takes the 1/2^k into its divisor
+            fs.remove(sq[0])
+            return sq[0].base, sp.S.One, fs
         if not sq or not inv:
             return None
         fs.remove(sq[0])
         fs.remove(inv[0])
+        if inv[0].exp == -2:  # u²/v² = (u²/v)/v: gaussian_nll_loss's var gradient
+            fs.append(1 / inv[0].base)
         return sq[0].base, inv[0].base, fs
 
     def build(m: sp.Mul) -> sp.Expr:
         u, v, rest = parts(m)  # type: ignore[misc]
+        # a factor 1/2^k goes into the divisor, exactly: u²/(2v) = u·(u/(2v)) does not overflow
+        # where u² does (gaussian_nll_loss's (x - y)²/(2 max(var, eps)) at |x - y| = 1.3e154)
+        halves = [f for f in rest if _is_half_power(f)]
+        if halves:
+            rest.remove(halves[0])
+            rest.append(sp.sign(halves[0]))
+            v = v * halves[0].q
         return sp.Mul(SquareOver(u, v), *rest)
 
     return e.replace(lambda m: parts(m) is not None, build)

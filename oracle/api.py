@@ -55,6 +55,9 @@ class Evaluation:
     #: where a gradient is undefined (NaN: a mean over zero total weight) but its element's own
     #: gradient is exactly 0, the value 0 is also accepted (else NaN: no alternative)
     grad_alt: Mapping[str, Array] = field(default_factory=dict)
+    #: the UserWarnings torch's contract emits on this call (set by the conformance harness, which
+    #: records the ones :func:`evaluate` emits)
+    warnings: tuple[str, ...] = ()
 
 
 def _fail(arg: str, expected: str, got: object) -> OracleInputError:
@@ -114,30 +117,39 @@ class _Prepared:
 
 
 def _prepare_elementwise(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _Prepared:
-    """The required tensors (``Loss.tensors``: input and target, or input1, input2 and target)
-    broadcast together (``target_shape='same'``: they must have the first one's shape); optional
-    tensors broadcast to them without enlarging them."""
+    """The tensors laid out by their shape roles (``spec.Arg.broadcast``) against the first one
+    (``input``, or ``input1``): required tensors of the same shape, broadcast with it (with torch's
+    warning, or silently), or gaussian_nll_loss's var rule; optional tensors broadcast to the
+    result without enlarging it."""
     names = loss.tensors
     first = names[0]
     arrays = {n: _float_array(n, bound[n]) for n in names}
     x = arrays[first]
     shape = x.shape
+    effective: dict[str, tuple[int, ...]] = {}  # var's shape as it broadcasts (unsqueezed)
     for n in names[1:]:
         y = arrays[n]
+        role = v.arg(n).broadcast
         if y.shape == x.shape:
             continue
-        if loss.target_shape == "same":
+        if role == "var":
+            y_eff = _var_shape(n, y.shape, x.shape)
+            effective[n] = y_eff
+            shape = np.broadcast_shapes(shape, y_eff)
+            continue
+        if role == "same":
             raise _fail(n, f"the same shape as {first} {x.shape}", f"shape {y.shape}")
         try:
             shape = np.broadcast_shapes(shape, y.shape)
         except ValueError:
             raise _fail(n, f"a shape broadcastable with {first} {x.shape}", f"shape {y.shape}") from None
-        warnings.warn(
-            f"{n} shape {y.shape} differs from {first} shape {x.shape}; broadcast to {shape} "
-            "(as torch does, with its own warning)",
-            UserWarning,
-            stacklevel=3,
-        )
+        if role == "warn":
+            warnings.warn(
+                f"{n} shape {y.shape} differs from {first} shape {x.shape}; broadcast to {shape} "
+                "(as torch does, with its own warning)",
+                UserWarning,
+                stacklevel=3,
+            )
     for a in v.args:
         if a.checked and a.name in arrays:
             arr = arrays[a.name]
@@ -149,8 +161,13 @@ def _prepare_elementwise(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _P
                     "all elements in [0, 1]",
                     f"{arr[tuple(pos)]!r} at index {tuple(int(p) for p in pos)}",
                 )
-    env: dict[str, Any] = {n: np.broadcast_to(a, shape) for n, a in arrays.items()}
+        if a.broadcast == "var" and a.name in arrays and (arrays[a.name] < 0).any():
+            raise _fail(a.name, "no negative entries (a variance)", "a negative entry")
+    env: dict[str, Any] = {
+        n: np.broadcast_to(a.reshape(effective.get(n, a.shape)), shape) for n, a in arrays.items()
+    }
     env["_C"] = 1
+    restore = {n: _unbroadcaster(a.shape, effective.get(n)) for n, a in arrays.items()}
     for a in (a for a in v.args if a.name not in arrays):
         w = bound.get(a.name)
         if w is None:
@@ -173,19 +190,38 @@ def _prepare_elementwise(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _P
                 a.name, f"a shape broadcastable to input {shape} without enlarging it", f"shape {w.shape}"
             ) from None
         env[a.name] = np.broadcast_to(w, shape)
-    restore = {n: _unbroadcaster(a.shape) for n, a in arrays.items()}
+        restore[a.name] = _unbroadcaster(w.shape)
     return _Prepared(env, shape, None, restore)
 
 
-def _unbroadcaster(shape: tuple[int, ...]) -> Any:
+def _var_shape(name: str, var: tuple[int, ...], input: tuple[int, ...]) -> tuple[int, ...]:
+    """gaussian_nll_loss's rule for a var of another shape than input: one dim short (the last:
+    one variance per sample, unsqueezed), or the same dims with exactly one of size 1 where input's
+    differs (torch sums the var sizes at the differing dims and requires 1)."""
+    if var == input[:-1]:
+        return (*var, 1)
+    if len(var) == len(input) and sum(b for a, b in zip(input, var, strict=True) if a != b) == 1:
+        return var
+    raise _fail(
+        name,
+        f"input's shape {input}, {input[:-1]} (one per sample), or {input} with one dim of size 1",
+        f"shape {var}",
+    )
+
+
+def _unbroadcaster(shape: tuple[int, ...], effective: tuple[int, ...] | None = None) -> Any:
+    """Map a gradient of the broadcast shape back to an argument of ``shape`` (summing over the
+    dims it was broadcast along; ``effective`` is the shape it broadcast as, if reshaped)."""
+    eff = shape if effective is None else effective
+
     def back(g: Array) -> Array:
         g = np.asarray(g)
-        while g.ndim > len(shape):
+        while g.ndim > len(eff):
             g = g.sum(axis=0)
-        for ax, n in enumerate(shape):
+        for ax, n in enumerate(eff):
             if n == 1 and g.shape[ax] != 1:
                 g = g.sum(axis=ax, keepdims=True)
-        return np.broadcast_to(g, shape).copy()
+        return np.broadcast_to(g, eff).reshape(shape).copy()
 
     return back
 
@@ -194,7 +230,7 @@ def _prepare_classes(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _Prepa
     x = _float_array("input", bound["input"])
     if x.ndim == 0:
         raise _fail("input", "logits of shape (C), (N, C) or (N, C, d1, ..., dk)", "a 0-d array")
-    cdim = 0 if x.ndim == 1 else 1
+    cdim = x.ndim - 1 if v.class_dim == "last" or x.ndim == 1 else 1
     c = x.shape[cdim]
     xs = np.moveaxis(x, cdim, -1)
     sample_shape = xs.shape[:-1]
@@ -229,6 +265,8 @@ def _prepare_classes(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _Prepa
                 "a negative value (ignore_index is not supported with probability targets)",
                 ii,
             )
+        if t.shape != x.shape:
+            raise _fail("target", f"input's shape {x.shape} (probabilities per class)", f"shape {t.shape}")
         env["target"] = np.moveaxis(_float_array("target", t), cdim, -1)
     w = bound.get("weight")
     if w is None:
@@ -242,7 +280,11 @@ def _prepare_classes(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _Prepa
     def back(g: Array) -> Array:
         return np.moveaxis(g, -1, cdim)
 
-    return _Prepared(env, sample_shape, mask, {"input": back, "target": back})
+    def per_class(g: Array) -> Array:  # a weight (C,): summed over the samples
+        g = np.asarray(g)
+        return np.broadcast_to(g, (*sample_shape, c)).reshape(-1, c).sum(axis=0)
+
+    return _Prepared(env, sample_shape, mask, {"input": back, "target": back, "weight": per_class})
 
 
 def _check_params(v: Variant, bound: dict[str, Any]) -> None:
@@ -319,6 +361,8 @@ def evaluate(
         raise _fail("reduction", f"one of {list(v.reductions)} for {v.key}", repr(reduction))
     rule = REDUCTION_RULES[reduction]
     _check_params(v, bound)
+    if reduction in v.reduction_warnings:  # as torch's contract does, on every such call
+        warnings.warn(v.reduction_warnings[reduction], UserWarning, stacklevel=2)
     prep = (_prepare_classes if v.has_class_axis else _prepare_elementwise)(spec_loss, v, bound)
     for p in v.params:  # NumPy scalars: IEEE semantics (x/0 = inf) in the lowered code
         val = bound[p.name]
@@ -352,8 +396,10 @@ def evaluate(
         denom_g = np.float64(1.0)
         rel_denom = 0.0
     else:
-        total = np.sum(val)
-        sum_scale = np.sum(sc) + max(n - 1, 0) * np.sum(np.abs(val)) + abs(total) + n * underflow
+        with np.errstate(all="ignore"):  # an element that overflows to inf is a valid answer
+            total = np.sum(val)
+            spread = (n - 1) * np.sum(np.abs(val)) if n > 1 else 0.0
+            sum_scale = np.sum(sc) + spread + abs(total) + n * underflow
         u = 1.0 if upstream is None else float(np.asarray(upstream, np.float64))
         if rule.divides_by == "one":
             value, vlo, vhi, vsc = total, np.sum(lo), np.sum(hi), sum_scale
@@ -379,7 +425,8 @@ def evaluate(
     divides = rule.divides_by not in (None, "one")  # 0 where the mean is NaN
     denominator = float(_denominator(rule, mw, np.shape(bound[spec_loss.tensors[0]]))) if divides else None
 
-    names = v.differentiable if wrt is None else tuple(wrt)
+    given = tuple(n for n in v.differentiable if bound.get(n) is not None)  # optional ones if passed
+    names = given if wrt is None else tuple(wrt)
     grads: dict[str, Array] = {}
     glo: dict[str, Array] = {}
     ghi: dict[str, Array] = {}
@@ -387,9 +434,18 @@ def evaluate(
     galt: dict[str, Array] = {}
     undefined = bool(np.isnan(denom_g))  # a mean over zero total weight
     for name in names:
-        if name not in c.grads:
-            raise _fail("wrt", f"differentiable arguments of {v.key}: {list(v.differentiable)}", repr(name))
+        if name not in c.grads or name not in given:
+            raise _fail("wrt", f"differentiable arguments of {v.key} given: {list(given)}", repr(name))
         g, gl, gh, gs = _per_element(c.grads[name], env, branch_tol)
+        dm = c.mean_weight_grads.get(name) if rule.divides_by == "mean_weight" else None
+        if dm is not None:
+            # a weighted mean Σ ℓ / Σ m whose weights m depend on this argument: the quotient rule,
+            # ∂/∂a = (∂ℓ/∂a - mean · ∂m/∂a) / Σ m
+            dmv = np.asarray(dm(env), dtype=np.float64)
+            with np.errstate(all="ignore"):
+                corr = np.asarray(value, np.float64) * dmv
+                g, gl, gh = g - corr, gl - corr, gh - corr
+                gs = gs + np.abs(corr) * (n + 2) + np.asarray(vsc) * np.abs(dmv)
         f = factor[..., None] if squeeze else factor
         k = keep[..., None] if squeeze else keep
         with np.errstate(all="ignore"):

@@ -6,7 +6,7 @@ Closed forms of values and gradients are derived from these expressions by :mod:
 
 from __future__ import annotations
 
-from spec import classification, ranking, regression  # noqa: F401  (registers the losses)
+from spec import classification, probabilistic, ranking, regression  # noqa: F401  (registers the losses)
 from spec._core import (
     CLASS_AXIS,
     NAMED_AXES,

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import sympy as sp
+from mpmath.libmp import prec_to_dps
 
 # Class-axis symbols shared by every loss that reduces over classes.
 C = sp.Symbol("C", integer=True, positive=True)
@@ -92,7 +93,9 @@ EPSILON_F32_1E12 = sp.Rational(*_EPS_F32.as_integer_ratio())
 class Domain:
     """Where an argument's values live. ``kind`` is what input generators dispatch on."""
 
-    kind: Literal["real", "unit", "nonnegative", "positive", "class_index", "probabilities", "sign"]
+    kind: Literal[
+        "real", "unit", "nonnegative", "positive", "class_index", "probabilities", "sign", "log_probability"
+    ]
     interval: sp.Set
     doc: str
 
@@ -104,6 +107,37 @@ POSITIVE = Domain("positive", sp.Interval.open(0, sp.oo), "a real > 0")
 CLASS_INDEX = Domain("class_index", sp.Range(0, sp.oo), "an integer class index in [0, C)")
 PROBABILITIES = Domain("probabilities", sp.Interval(0, 1), "class probabilities (not required to sum to 1)")
 SIGN = Domain("sign", sp.FiniteSet(-1, 1), "a label in {-1, 1} (as documented; torch does not check it)")
+LOG_PROBABILITY = Domain("log_probability", sp.Interval(-sp.oo, 0), "a log-probability, <= 0 (not checked)")
+
+
+class xlogy(sp.Function):
+    """``xlogy(x, y) = x·log(y)``, and 0 where ``x = 0`` whatever ``y`` is (``torch.xlogy``,
+    ``scipy.special.xlogy``): kl_div's ``y log y`` is 0 at ``y = 0``. Its derivatives are those of
+    ``x log y``: ``∂/∂x = log y``, ``∂/∂y = x / y`` (so ``d/dy xlogy(y, y) = log y + 1``, -inf at 0)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, x: sp.Expr, y: sp.Expr) -> sp.Expr | None:
+        if x.is_zero:
+            return sp.S.Zero
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        x, y = self.args
+        return sp.log(y) if argindex == 1 else x / y
+
+    def _eval_is_real(self) -> bool | None:
+        return None
+
+    def _eval_evalf(self, prec: int) -> sp.Expr | None:
+        x, y = self.args
+        if not (x.is_number and y.is_number):
+            return None
+        return sp.S.Zero if x == 0 else (x * sp.log(y)).evalf(prec_to_dps(prec))
+
+    def _eval_rewrite_as_log(self, x: sp.Expr, y: sp.Expr, **kwargs: object) -> sp.Expr:
+        return sp.Piecewise((0, sp.Eq(x, 0)), (x * sp.log(y), True))
 
 
 @dataclass(frozen=True)
@@ -111,9 +145,16 @@ class Arg:
     """A tensor argument of the loss, by its torch.nn.functional name.
 
     ``optional`` arguments (``weight``, ``pos_weight``) default to ``None`` in torch, which the spec
-    reads as the value 1. ``broadcast`` says how an optional tensor is shaped against ``input``:
-    ``"input"`` (broadcastable to input's shape), ``"last_dim"`` (a vector along the last dim, like
-    pos_weight) or ``"class"`` (one value per class).
+    reads as the value 1. ``broadcast`` is the argument's shape role against the first tensor
+    (``input``), what the oracle validates and the strategies draw:
+
+    * ``"same"``: exactly its shape (torch raises otherwise);
+    * ``"warn"``: broadcast with it, with torch's UserWarning when the shapes differ (l1/mse targets);
+    * ``"silent"``: broadcast with it, no warning (kl_div, poisson_nll_loss, gaussian_nll_loss);
+    * ``"var"``: gaussian_nll_loss's var: input's shape, input's shape without its last dim, or
+      input's shape with exactly one dim of size 1 (``torch.nn.functional.gaussian_nll_loss``);
+    * ``"input"``: broadcastable to input's shape without enlarging it (an optional weight);
+    * ``"last_dim"``: a vector along the last dim (pos_weight); ``"class"``: one value per class.
     """
 
     name: str
@@ -121,8 +162,18 @@ class Arg:
     axis: Axis = "element"
     differentiable: bool = False
     optional: bool = False
-    broadcast: Literal["same", "input", "last_dim", "class"] = "same"
+    broadcast: Literal["same", "warn", "silent", "var", "input", "last_dim", "class"] = "same"
     checked: bool = False  # torch rejects values outside the domain (BCE's [0, 1]); else unchecked
+    #: (flag, domain): the domain while that flag option is True (kl_div's target holds
+    #: log-probabilities with log_target=True; poisson_nll_loss's input is a rate with log_input=False)
+    when: tuple[tuple[str, Domain], ...] = ()
+
+    def domain_for(self, options: Mapping[str, object]) -> Domain:
+        """The domain of this argument's values under the given options (flags)."""
+        for flag_name, d in self.when:
+            if options.get(flag_name) is True:
+                return d
+        return self.domain
 
 
 @dataclass(frozen=True)
@@ -221,6 +272,12 @@ class Variant:
     doc: str
     properties: tuple[str, ...]
     reductions: tuple[Reduction, ...] = REDUCTIONS
+    #: where the class axis of a multi-class input sits: dim 1 of (N, C, d1, ...) (dim 0 of (C)),
+    #: or the last dim (multilabel_soft_margin_loss)
+    class_dim: Literal["second", "last"] = "second"
+    #: reduction -> the UserWarning torch's contract emits on every call with it (kl_div's 'mean');
+    #: the other warning of the contract is the "warn" shape role of ``Arg.broadcast``
+    reduction_warnings: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -269,7 +326,6 @@ class Loss:
     variants: tuple[Variant, ...]
     doc: str
     signature: tuple[str, ...]  # torch.nn.functional positional/keyword order of its arguments
-    target_shape: Literal["same", "broadcast"]  # "broadcast": torch warns, then broadcasts
 
     @property
     def tensors(self) -> tuple[str, ...]:
@@ -310,7 +366,6 @@ def loss(
     *,
     family: str,
     signature: tuple[str, ...],
-    target_shape: Literal["same", "broadcast"] = "same",
     args: tuple[Arg, ...],
     params: tuple[Param, ...] = (),
     variant: str = "default",
@@ -319,6 +374,8 @@ def loss(
     ignore: str | None = None,
     properties: tuple[str, ...] = (),
     reductions: tuple[Reduction, ...] = REDUCTIONS,
+    class_dim: Literal["second", "last"] = "second",
+    reduction_warnings: Mapping[str, str] | None = None,
 ) -> Callable[[Callable[..., sp.Expr]], Callable[..., sp.Expr]]:
     """Register the decorated function's expression as a variant of loss ``fn.__name__``.
 
@@ -356,6 +413,8 @@ def loss(
             doc=inspect.getdoc(fn) or "",
             properties=properties,
             reductions=reductions,
+            class_dim=class_dim,
+            reduction_warnings=dict(reduction_warnings or {}),
         )
         old = REGISTRY.get(name)
         variants = (old.variants if old else ()) + (v,)
@@ -365,7 +424,6 @@ def loss(
             variants=variants,
             doc=old.doc if old else v.doc,
             signature=signature,
-            target_shape=target_shape,
         )
         return fn
 

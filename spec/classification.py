@@ -175,6 +175,40 @@ def soft_margin_loss(input: sp.Symbol, target: sp.Symbol) -> sp.Expr:
 
 
 # ---------------------------------------------------------------------------------------------
+# multilabel_soft_margin_loss
+
+
+@loss(
+    family="classification",
+    signature=("input", "target", "weight"),
+    args=(
+        Arg("input", REAL, axis="class", differentiable=True),
+        Arg("target", UNIT, axis="class", differentiable=True),
+        # differentiable: torch multiplies by it in plain tensor arithmetic
+        Arg("weight", NONNEGATIVE, axis="class", differentiable=True, optional=True, broadcast="class"),
+    ),
+    class_dim="last",
+)
+def multilabel_soft_margin_loss(
+    input: sp.IndexedBase, target: sp.IndexedBase, weight: sp.IndexedBase
+) -> sp.Expr:
+    r"""One-vs-all logistic loss over C labels, averaged over the labels.
+
+    .. math:: \ell = \frac{1}{C} \sum_k -w_k \left[ y_k \log \sigma(x_k)
+              + (1 - y_k) \log (1 - \sigma(x_k)) \right]
+
+    The labels are the LAST dim of ``input`` (``(C)``, ``(N, C)``, ``(N, d, C)``: unlike
+    cross_entropy's dim 1); the per-sample loss is the mean over them, then the reduction applies
+    over the samples. Targets are documented as 0 or 1 and not checked.
+    Convention: torch.nn.functional.multilabel_soft_margin_loss (logsigmoid: stable at |x| = 1000).
+    Reference: PyTorch documentation, ``torch.nn.MultiLabelSoftMarginLoss``.
+    """
+    sigma = 1 / (1 + sp.exp(-input[k]))
+    term = -weight[k] * (target[k] * sp.log(sigma) + (1 - target[k]) * sp.log(1 - sigma))
+    return sp.Sum(term, (k, 0, C - 1)) / C
+
+
+# ---------------------------------------------------------------------------------------------
 # cross_entropy
 
 
@@ -229,7 +263,8 @@ def cross_entropy__class_index(
     args=(
         Arg("input", REAL, axis="class", differentiable=True),
         Arg("target", PROBABILITIES, axis="class", differentiable=True),
-        Arg("weight", NONNEGATIVE, axis="class", optional=True, broadcast="class"),
+        # differentiable on this path only (torch's composite implementation; the index path raises)
+        Arg("weight", NONNEGATIVE, axis="class", differentiable=True, optional=True, broadcast="class"),
     ),
     params=(_LABEL_SMOOTHING,),
     properties=("shift_invariant", "grad_sums_to_zero"),

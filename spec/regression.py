@@ -12,12 +12,13 @@ from spec._core import NONNEGATIVE, REAL, Arg, Convention, Param, loss
 
 _PAIR = (
     Arg("input", REAL, differentiable=True),
-    Arg("target", REAL, differentiable=True),
+    Arg("target", REAL, differentiable=True, broadcast="warn"),  # torch warns, then broadcasts
 )
 _SIGNATURE = ("input", "target")
 # l1_loss and mse_loss take a functional-only ``weight`` of input's exact shape (torch >= 2.6);
 # 'mean' is then Σ w·ℓ / Σ w.
-_WEIGHTED = (*_PAIR, Arg("weight", NONNEGATIVE, optional=True, broadcast="same"))
+# The weight is differentiable (plain tensor arithmetic in torch).
+_WEIGHTED = (*_PAIR, Arg("weight", NONNEGATIVE, differentiable=True, optional=True, broadcast="same"))
 _WEIGHTED_SIGNATURE = ("input", "target", "weight")
 
 
@@ -36,7 +37,6 @@ def _abs_subgradient(input: sp.Symbol, target: sp.Symbol) -> tuple[Convention, .
 @loss(
     family="regression",
     signature=_WEIGHTED_SIGNATURE,
-    target_shape="broadcast",
     args=_WEIGHTED,
     conventions=_abs_subgradient,
     mean_weight=lambda weight: weight,
@@ -57,7 +57,6 @@ def l1_loss(input: sp.Symbol, target: sp.Symbol, weight: sp.Symbol) -> sp.Expr:
 @loss(
     family="regression",
     signature=_WEIGHTED_SIGNATURE,
-    target_shape="broadcast",
     args=_WEIGHTED,
     mean_weight=lambda weight: weight,
     properties=("zero_at_target",),
@@ -100,7 +99,6 @@ def _smooth_l1_conventions(input: sp.Symbol, target: sp.Symbol, beta: sp.Symbol)
 @loss(
     family="regression",
     signature=_SIGNATURE,
-    target_shape="broadcast",
     args=_PAIR,
     params=(Param("beta", 1.0, sp.Interval(0, sp.oo), "width of the quadratic zone; 0 means L1"),),
     conventions=_smooth_l1_conventions,
@@ -141,7 +139,6 @@ def _huber_conventions(input: sp.Symbol, target: sp.Symbol, delta: sp.Symbol) ->
 @loss(
     family="regression",
     signature=("input", "target", "weight"),
-    target_shape="broadcast",
     args=_WEIGHTED,
     params=(Param("delta", 1.0, sp.Interval.open(0, sp.oo), "where the quadratic zone ends (> 0)"),),
     conventions=_huber_conventions,

@@ -135,6 +135,8 @@ def records(key: str, arrays: Mapping[str, Any], params: Mapping[str, Any] | Non
             )
         )
         for name in v.differentiable:
+            if name not in ev.grads or (v.has_class_axis and name == "weight"):
+                continue  # not given; a class weight's gradient sums over the samples: below
             g, sc = ev.grads[name], ev.grad_scale[name]
             if v.arg(name).axis == "class":
                 for jj in range(x.shape[1]):
@@ -151,7 +153,32 @@ def records(key: str, arrays: Mapping[str, Any], params: Mapping[str, Any] | Non
                         )
                     )
             else:
+                g_s = np.broadcast_to(g, x.shape)[s]
+                sc_s = np.broadcast_to(sc, x.shape)[s]
                 out.append(
-                    Record(key, name, s, None, point, float(g[s]), _mp.exact(key, name, point), float(sc[s]))
+                    Record(key, name, s, None, point, float(g_s), _mp.exact(key, name, point), float(sc_s))
                 )
+    if v.has_class_axis and "weight" in ev.grads:
+        # the gradient w.r.t. a class weight: Σ over the samples of each sample's component
+        points = [_point(v, arrays, params, s) for s in range(n)]
+        for jj in range(x.shape[-1]):
+            total = sum(_mp.exact_mp(key, "weight", pt, j=jj) for pt in points)
+            g, sc = ev.grads["weight"], ev.grad_scale["weight"]
+            out.append(
+                Record(key, "weight", -1, jj, points[0], float(g[jj]), _mp.to_float(total), float(sc[jj]))
+            )
     return out
+
+
+def _point(v: Any, arrays: Mapping[str, Any], params: Mapping[str, Any], s: int) -> dict[str, Any]:
+    """Sample ``s`` of a batch of a class-axis variant as an mpmath point."""
+    point: dict[str, Any] = dict(params)
+    for name, a in arrays.items():
+        if a is None:
+            continue
+        arr = np.asarray(a)
+        if name == "weight":
+            point[name] = arr.tolist()
+        else:
+            point[name] = arr[s].tolist() if arr.ndim > 1 else int(arr[s])
+    return point

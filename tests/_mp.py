@@ -85,7 +85,15 @@ def _compiled(
     if left or e.has(sp.Sum, sp.Indexed, sp.KroneckerDelta):
         raise AssertionError(f"{key} {form}: unsubstituted class-axis symbols in {e}")
     names = tuple(sorted(str(s) for s in e.free_symbols))
-    return names, sp.lambdify([sp.Symbol(n, real=True) for n in names], e, modules="mpmath")
+    return names, sp.lambdify([sp.Symbol(n, real=True) for n in names], e, modules=[_MP_FUNCS, "mpmath"])
+
+
+def _mp_xlogy(x: Any, y: Any) -> Any:
+    return mpmath.mpf(0) if x == 0 else x * mpmath.log(y)
+
+
+#: the spec's own functions (``spec._core.xlogy``) in mpmath
+_MP_FUNCS = {"xlogy": _mp_xlogy}
 
 
 def _flat(key: str, point: Point) -> dict[str, float]:
@@ -119,7 +127,8 @@ def working_dps(key: str, point: Point) -> int:
     first = spec.REGISTRY[v.loss].tensors[0]
     if spec.REGISTRY[v.loss].family == "classification" and v.arg(first).domain.kind == "real":  # logits
         xs = [float(x) for x in (point[first] if v.has_class_axis else [point[first]])]
-        digits += ((max(xs) - min(xs)) if v.has_class_axis else abs(xs[0])) / _LN10
+        # the spread (softmax) and each logit's own size (a per-class sigmoid: 1 - σ(x_k))
+        digits += max(max(xs) - min(xs), max(abs(x) for x in xs)) / _LN10
     return 40 + math.ceil(digits)
 
 

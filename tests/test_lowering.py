@@ -15,6 +15,7 @@ axis, a missing index) is off by O(1).
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -159,20 +160,51 @@ ELEMENTWISE_VARIANTS = [v for v in all_variants() if not v.has_class_axis]
 def test_registered_elementwise_forms_lower_exactly(variant: Any) -> None:
     """Element-wise variants: no labelled dims; each element evaluated alone."""
     names = tuple(a.name for a in variant.args) + tuple(p.name for p in variant.params)
-    rng = np.random.default_rng(7)
-    env: dict[str, Any] = {"_C": 1, "_underflow": np.float64(0.0)}
-    for arg in variant.args:
-        lo, hi = (0.05, 0.95) if arg.domain.kind == "unit" else (0.25, 2.0) if arg.optional else (-3, 3)
-        env[arg.name] = rng.uniform(lo, hi, size=N)
-    for p in variant.params:
-        env[p.name] = np.float64(p.default if p.default else 0.5)
-    for what, e in _forms(variant):
-        got = np.broadcast_to(np.asarray(lower(e, names, frozenset(), out=())(env), np.float64), (N,))
-        for n in range(N):
-            at = {m: np.asarray(env[m])[n] if np.ndim(env[m]) else env[m] for m in names}
-            subs = {variant.symbols[m]: sp.Float(float(v), 30) for m, v in at.items()}
-            want = float(sp.N(elementary(e).xreplace(subs).doit(), 30))
-            assert abs(got[n] - want) <= TOL * (1 + abs(want)), (variant.key, what, n, got[n], want)
+    flags = [p for p in variant.params if p.kind == "flag"]
+    for on in itertools.product((False, True), repeat=len(flags)):  # every formula a flag selects
+        options = {p.name: v for p, v in zip(flags, on, strict=True)}
+        rng = np.random.default_rng(7)
+        env: dict[str, Any] = {"_C": 1, "_underflow": np.float64(0.0)}
+        for arg in variant.args:
+            kind = arg.domain_for(options).kind
+            lo, hi = _RANGES.get(kind, (0.25, 2.0) if arg.optional else (-3, 3))
+            env[arg.name] = rng.uniform(lo, hi, size=N)
+        for p in variant.params:
+            if p.kind == "flag":
+                env[p.name] = np.bool_(options[p.name])
+            else:
+                env[p.name] = np.float64(p.default if p.default else 0.5)
+        for what, e in _forms(variant):
+            got = np.broadcast_to(np.asarray(lower(e, names, frozenset(), out=())(env), np.float64), (N,))
+            for n in range(N):
+                at = {m: np.asarray(env[m])[n] if np.ndim(env[m]) else env[m] for m in names}
+                subs = {
+                    variant.symbols[m]: sp.true
+                    if v is np.True_
+                    else sp.false
+                    if v is np.False_
+                    else sp.Float(float(v), 30)
+                    for m, v in at.items()
+                }
+                want = float(sp.N(elementary(e).xreplace(subs).doit(), 30))
+                assert abs(got[n] - want) <= TOL * (1 + abs(want)), (
+                    variant.key,
+                    options,
+                    what,
+                    n,
+                    got[n],
+                    want,
+                )
+
+
+#: the range drawn for each domain kind (inside it, away from its singular points)
+_RANGES = {
+    "unit": (0.05, 0.95),
+    "probabilities": (0.05, 0.95),
+    "nonnegative": (0.25, 2.0),
+    "positive": (0.25, 2.0),
+    "log_probability": (-3.0, -0.1),
+}
 
 
 def test_flag_option_selects_a_formula_without_a_switch() -> None:

@@ -132,3 +132,28 @@ def test_gradient_of_an_undefined_mean_is_nan_with_zero_also_accepted() -> None:
     assert compare(np.zeros((2, 3)), *h, what="g", alt=ce.grad_alt["input"]) is not None
     # a defined mean has no alternative
     assert oracle.evaluate("nll_loss", x, t).grad_alt == {}
+
+
+def test_weighted_mean_gradient_wrt_weight_is_the_quotient_rule() -> None:
+    # mse_loss mean = Σ w d² / Σ w; ∂/∂w_i = (d_i² - mean) / Σ w, computed here in exact rationals:
+    # d = [1, 2, 3], w = [1, 3, 2] -> mean = (1 + 12 + 18)/6 = 31/6, ∂/∂w = [(1 - 31/6)/6, ...]
+    from fractions import Fraction
+
+    x, y, w = np.array([1.0, 2.0, 3.0]), np.zeros(3), np.array([1.0, 3.0, 2.0])
+    r = oracle.evaluate("mse_loss", x, y, weight=w, reduction="mean")
+    mean = Fraction(31, 6)
+    want = [float((Fraction(int(d) ** 2) - mean) / 6) for d in (1, 2, 3)]
+    assert float(r.value) == float(mean)
+    assert np.max(np.abs(r.grads["weight"] - want) / np.abs(want)) <= 2**-51
+    # huber_loss's weighted mean divides by the count, not Σ w: ∂/∂w_i = ℓ_i / n
+    h = oracle.evaluate("huber_loss", x, y, weight=w, reduction="mean", delta=10.0)
+    assert list(h.grads["weight"]) == [0.5 / 3, 2.0 / 3, 4.5 / 3]
+
+
+def test_class_weight_gradient_sums_over_samples() -> None:
+    # multilabel_soft_margin_loss 'sum' over two identical samples: ∂/∂w_k = 2 · ℓ_k / C, with
+    # ℓ_k = softplus(0) = log 2 at x = 0 (for any target)
+    x, t = np.zeros((2, 3)), np.full((2, 3), 0.25)
+    r = oracle.evaluate("multilabel_soft_margin_loss", x, t, weight=np.ones(3), reduction="sum")
+    assert r.grads["weight"].shape == (3,)
+    assert np.allclose(r.grads["weight"], 2 * np.log(2) / 3, rtol=2**-50, atol=0)

@@ -91,7 +91,7 @@ def gradient_probes(draw: st.DrawFn, variant: Variant, dtype: str) -> Probe:
     """What ``test_gradient`` draws: a case, a non-empty subset of the differentiable inputs, and a
     non-unit upstream gradient shaped like the value."""
     case = draw(cases(variant, dtype))  # type: ignore[arg-type]
-    diff = list(variant.differentiable)
+    diff = list(case.differentiable)
     wrt = draw(st.lists(st.sampled_from(diff), min_size=1, max_size=len(diff), unique=True))
     up = draw(upstream(expected(case).value.shape, dtype))  # type: ignore[arg-type]
     return Probe(case, tuple(wrt), up)
@@ -135,6 +135,11 @@ _PROBS = {"input": [[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]], "target": [[0.25, 0.25
 _CE = {"ignore_index": -100, "label_smoothing": 0.0}
 # equal scores: the loss is 0 whatever the label's sign (and the margin 0)
 _RANK = {"input1": [0.5, -1.25, 2.0], "input2": [0.5, -1.25, 2.0], "target": [1.0, -1.0, 1.0]}
+_KL = {"input": [-0.5, -1.25, -2.0], "target": [0.25, 0.5, 0.125]}
+_POISSON = {"input": [0.5, -1.25, 2.0], "target": [2.5, 2.0, 3.0]}
+_POISSON_OPTS = {"log_input": True, "full": True, "eps": 1e-8}
+_GAUSS = {"input": [0.5, -1.25, 2.0], "target": [0.25, 0.5, -1.0], "var": [0.5, 1.0, 2.0]}
+_MULTILABEL = {"input": [[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]], "target": [[0.0, 1.0, 1.0], [1.0, 0.0, 0.5]]}
 _VALUE = "value: "
 _GRAD = "gradient w.r.t. "
 
@@ -176,6 +181,23 @@ PLANTS = (
         {"input": [0.5, 0.25, -0.5], "target": [1.0, -1.0, -1.0]},
         {"margin": 1.0},
     ),
+    Plant("mse_weight_detached", "float32", "no gradient for 'weight'", _REG),
+    Plant("bce_logits_weight_ignored", "float32", _VALUE, _LOGITS),
+    Plant(
+        "ce_probs_weight_detached", "float32", "no gradient for 'weight'", _PROBS, {"label_smoothing": 0.0}
+    ),
+    Plant("kl_div_plain_ylogy", "float32", _VALUE, _KL, {"log_target": False}),
+    Plant("kl_div_log_target_ignored", "float32", _VALUE, _KL, {"log_target": False}),
+    Plant("kl_div_batchmean_by_numel", "float32", _VALUE, _KL, {"log_target": False}),
+    # counts 2 and 3 (and 0.5 without full): the Stirling term applies alike in the mutant
+    Plant("poisson_stirling_everywhere", "float32", _VALUE, _POISSON, _POISSON_OPTS),
+    Plant("poisson_eps_ignored", "float32", _VALUE, _POISSON, _POISSON_OPTS),
+    # var above eps: the clamp does nothing
+    Plant("gaussian_var_grad_clamped", "float32", _GRAD + "var: ", _GAUSS, {"full": False, "eps": 1e-6}),
+    Plant("gaussian_full_whole_log_2pi", "float32", _VALUE, _GAUSS, {"full": False, "eps": 1e-6}),
+    # (N, C): the last dim is dim 1
+    Plant("multilabel_mean_over_dim1", "float32", _VALUE, _MULTILABEL),
+    Plant("multilabel_weight_detached", "float32", "no gradient for 'weight'", _MULTILABEL),
 )
 _IDS = [p.mutant for p in PLANTS]
 
@@ -296,5 +318,5 @@ def test_mutant_conforms_away_from_its_bug(plant: Plant, reduction: str) -> None
         for k, v in plant.typical.items()
     }
     case = Case(plant.loss, variant.name, plant.dtype, arrays, dict(plant.options), reduction)  # type: ignore[arg-type]
-    wrt = () if plant.check == "gradient" else variant.differentiable
+    wrt = () if plant.check == "gradient" else case.differentiable
     Probe(case, wrt).check(plant.backend(), known_ok=True)  # (no known divergence applies to an override)

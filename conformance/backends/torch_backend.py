@@ -109,6 +109,8 @@ class TorchBackend:
         self, output: Any, inputs: Sequence[Any], upstream: np.ndarray[Any, Any]
     ) -> list[np.ndarray[Any, Any] | None]:
         torch = _torch()
+        if not output.requires_grad:  # nothing asked for is connected to the output: no gradients
+            return [None for _ in inputs]
         u = torch.tensor(np.asarray(upstream), dtype=output.dtype, device=output.device)
         gs = torch.autograd.grad(output, list(inputs), grad_outputs=u, allow_unused=True)
         return [None if g is None else self.to_numpy(g) for g in gs]

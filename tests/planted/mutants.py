@@ -64,6 +64,30 @@ margin_ranking_margin_negated margin_ranking_loss               value     max(0,
                                                                           right for margin = 0 only
 hinge_embedding_margin_unclamped hinge_embedding_loss           value     margin - x for y = -1 without the
                                                                           clamp at 0: negative losses
+mse_weight_detached           mse_loss                          gradient  the weight is detached: no gradient
+                                                                          w.r.t. weight (the value is right)
+bce_logits_weight_ignored     binary_cross_entropy_with_logits  value     ``weight`` is accepted and ignored
+ce_probs_weight_detached      cross_entropy[probabilities]      gradient  the class weight is detached: no
+                                                                          gradient w.r.t. weight
+kl_div_plain_ylogy            kl_div                            value     y·log y as written: NaN at y = 0
+                                                                          (torch uses xlogy: 0)
+kl_div_log_target_ignored     kl_div                            value     ``log_target`` is ignored: the
+                                                                          target is always probabilities
+kl_div_batchmean_by_numel     kl_div                            value     'batchmean' divides by numel, as
+                                                                          'mean' does, not by input.size(0)
+poisson_stirling_everywhere   poisson_nll_loss                  value     full=True adds the Stirling term
+                                                                          for every y > 0 (torch: y > 1 only)
+poisson_eps_ignored           poisson_nll_loss                  value     log_input=False takes log(x), not
+                                                                          log(x + eps)
+gaussian_var_grad_clamped     gaussian_nll_loss                 gradient  the clamp is differentiated: no var
+                                                                          gradient below eps (torch's is
+                                                                          straight-through)
+gaussian_full_whole_log_2pi   gaussian_nll_loss                 value     full=True adds log(2π), not
+                                                                          ½ log(2π)
+multilabel_mean_over_dim1     multilabel_soft_margin_loss       value     the labels are dim 1, not the last
+                                                                          dim (wrong for 3-D input)
+multilabel_weight_detached    multilabel_soft_margin_loss       gradient  the weight is detached: no gradient
+                                                                          w.r.t. weight
 ============================  ================================  ========  ==================================
 """
 
@@ -84,22 +108,34 @@ __all__ = [
     "bce_grad_ignores_weight",
     "bce_logits_naive",
     "bce_logits_pos_weight_grad",
+    "bce_logits_weight_ignored",
     "bce_no_clamp",
     "ce_no_max_subtraction",
     "ce_probs_mean_by_weight_mass",
+    "ce_probs_weight_detached",
     "ce_smoothing_ignores_mask",
     "ce_weighted_mean_by_count",
+    "gaussian_full_whole_log_2pi",
+    "gaussian_var_grad_clamped",
     "hinge_embedding_margin_unclamped",
     "huber_linear_ignores_delta",
     "huber_mean_by_weight",
+    "kl_div_batchmean_by_numel",
+    "kl_div_log_target_ignored",
+    "kl_div_plain_ylogy",
     "l1_grad_one_at_zero",
     "l1_mean_over_batch",
     "margin_ranking_margin_negated",
     "margin_ranking_sign_flipped",
     "mse_grad_no_factor_two",
     "mse_none_squeezed",
+    "mse_weight_detached",
+    "multilabel_mean_over_dim1",
+    "multilabel_weight_detached",
     "nll_ignored_counted",
     "nll_weighted_mean_by_count",
+    "poisson_eps_ignored",
+    "poisson_stirling_everywhere",
     "smooth_l1_beta_zero_nan",
     "smooth_l1_sum_in_half",
     "soft_margin_ignores_target",
@@ -673,6 +709,189 @@ def soft_margin_ignores_target(
     return _reduce(e, reduction)
 
 
+# ---------------------------------------------------------------------------------------------
+# options of the first six: differentiable weights, BCE-with-logits weight
+
+
+def mse_weight_detached(
+    input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+    reduction: str = "mean", weight: Tensor | None = None,
+) -> Tensor:  # fmt: skip
+    """mse_loss whose weight takes no gradient."""
+    w = None if weight is None else weight.detach()  # BUG: torch differentiates the weight
+    return torch.nn.functional.mse_loss(input, target, size_average, reduce, reduction, weight=w)
+
+
+def bce_logits_weight_ignored(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+    reduce: bool | None = None, reduction: str = "mean", pos_weight: Tensor | None = None,
+) -> Tensor:  # fmt: skip
+    """binary_cross_entropy_with_logits that drops ``weight``."""
+    f = torch.nn.functional.binary_cross_entropy_with_logits
+    return f(input, target, None, size_average, reduce, reduction, pos_weight)  # BUG: weight dropped
+
+
+def ce_probs_weight_detached(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+    ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:  # fmt: skip
+    """cross_entropy whose class weight takes no gradient (on the probability-target path, where
+    torch differentiates it)."""
+    w = None if weight is None else weight.detach()  # BUG
+    return torch.nn.functional.cross_entropy(
+        input, target, w, size_average, ignore_index, reduce, reduction, label_smoothing
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# kl_div, poisson_nll_loss, gaussian_nll_loss, multilabel_soft_margin_loss
+
+
+def _kl_reduce(e: Tensor, input: Tensor, reduction: str) -> Tensor:
+    if reduction == "batchmean":
+        return e.sum() / (input.size(0) if input.dim() else 1)
+    return _reduce(e, reduction)
+
+
+def kl_div_plain_ylogy(
+    input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+    reduction: str = "mean", log_target: bool = False,
+) -> Tensor:  # fmt: skip
+    """kl_div with y·log y written out (NaN at y = 0, where xlogy gives 0)."""
+    if reduction == "mean":
+        import warnings
+
+        warnings.warn("reduction: 'mean' divides the total loss by the batch and support sizes", stacklevel=2)
+    if log_target:
+        e = target.exp() * (target - input)
+    else:
+        e = target * target.log() - target * input  # BUG: 0·log 0 = NaN
+    return _kl_reduce(e, input, reduction)
+
+
+def kl_div_log_target_ignored(
+    input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+    reduction: str = "mean", log_target: bool = False,
+) -> Tensor:  # fmt: skip
+    """kl_div that ignores ``log_target``."""
+    return torch.nn.functional.kl_div(input, target, size_average, reduce, reduction)  # BUG
+
+
+def kl_div_batchmean_by_numel(
+    input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+    reduction: str = "mean", log_target: bool = False,
+) -> Tensor:  # fmt: skip
+    """kl_div whose 'batchmean' is the mean over every element."""
+    f = torch.nn.functional.kl_div
+    if reduction == "batchmean":
+        return f(input, target, reduction="sum", log_target=log_target) / input.numel()  # BUG
+    return f(input, target, size_average, reduce, reduction, log_target)
+
+
+def _poisson(
+    input: Tensor,
+    target: Tensor,
+    log_input: bool,
+    full: bool,
+    eps: float,
+    *,
+    everywhere: bool,
+    with_eps: bool,
+) -> Tensor:
+    if log_input:
+        e = input.exp() - target * input
+    else:
+        e = input - target * (input + eps).log() if with_eps else input - target * input.log()
+    if full:
+        st = target * target.log() - target + 0.5 * (2 * np.pi * target).log()
+        e = e + st.masked_fill(target <= 0 if everywhere else target <= 1, 0)
+    return e
+
+
+def poisson_stirling_everywhere(
+    input: Tensor, target: Tensor, log_input: bool = True, full: bool = False,
+    size_average: bool | None = None, eps: float = 1e-8, reduce: bool | None = None, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """poisson_nll_loss whose Stirling term applies to every positive count, not only above 1."""
+    reduction = _mode(size_average, reduce, reduction)
+    e = _poisson(input, target, log_input, full, eps, everywhere=True, with_eps=True)  # BUG: y > 0
+    return _reduce(e, reduction)
+
+
+def poisson_eps_ignored(
+    input: Tensor, target: Tensor, log_input: bool = True, full: bool = False,
+    size_average: bool | None = None, eps: float = 1e-8, reduce: bool | None = None, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """poisson_nll_loss whose log_input=False branch takes log(x) without eps."""
+    reduction = _mode(size_average, reduce, reduction)
+    e = _poisson(input, target, log_input, full, eps, everywhere=False, with_eps=False)  # BUG: log(x)
+    return _reduce(e, reduction)
+
+
+def _gaussian(
+    input: Tensor,
+    target: Tensor,
+    var: Tensor,
+    full: bool,
+    eps: float,
+    reduction: str,
+    clamp_grad: bool,
+    c: float,
+) -> Tensor:
+    if var.size() != input.size() and input.size()[:-1] == var.size():
+        var = var.unsqueeze(-1)
+    if clamp_grad:
+        v = var.clamp(min=eps)
+    else:
+        v = var.clone()
+        with torch.no_grad():
+            v.clamp_(min=eps)
+    e = 0.5 * (v.log() + (input - target) ** 2 / v)
+    if full:
+        e = e + c * float(np.log(2 * np.pi))
+    return _reduce(e, reduction)
+
+
+def gaussian_var_grad_clamped(
+    input: Tensor, target: Tensor, var: Tensor | float, full: bool = False, eps: float = 1e-6,
+    reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """gaussian_nll_loss that clamps with autograd: no var gradient where var < eps."""
+    return _gaussian(input, target, torch.as_tensor(var), full, eps, reduction, True, 0.5)  # BUG: True
+
+
+def gaussian_full_whole_log_2pi(
+    input: Tensor, target: Tensor, var: Tensor | float, full: bool = False, eps: float = 1e-6,
+    reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """gaussian_nll_loss whose full=True constant is log(2π), not ½ log(2π)."""
+    return _gaussian(input, target, torch.as_tensor(var), full, eps, reduction, False, 1.0)  # BUG: 1.0
+
+
+def multilabel_mean_over_dim1(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+    reduce: bool | None = None, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """multilabel_soft_margin_loss that averages over dim 1 (cross_entropy's class dim)."""
+    reduction = _mode(size_average, reduce, reduction)
+    f = torch.nn.functional.logsigmoid
+    e = -(target * f(input) + (1 - target) * f(-input))
+    if weight is not None:
+        e = e * weight
+    dim = 1 if input.dim() > 1 else 0  # BUG: torch averages over the last dim
+    return _reduce(e.sum(dim=dim) / input.size(dim), reduction)
+
+
+def multilabel_weight_detached(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+    reduce: bool | None = None, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """multilabel_soft_margin_loss whose weight takes no gradient."""
+    w = None if weight is None else weight.detach()  # BUG
+    return torch.nn.functional.multilabel_soft_margin_loss(input, target, w, size_average, reduce, reduction)
+
+
 PLANTED: dict[str, tuple[str, str]] = {
     "l1_mean_over_batch": ("l1_loss", "value"),
     "l1_grad_one_at_zero": ("l1_loss", "gradient"),
@@ -697,6 +916,18 @@ PLANTED: dict[str, tuple[str, str]] = {
     "margin_ranking_sign_flipped": ("margin_ranking_loss", "value"),
     "margin_ranking_margin_negated": ("margin_ranking_loss", "value"),
     "hinge_embedding_margin_unclamped": ("hinge_embedding_loss", "value"),
+    "mse_weight_detached": ("mse_loss", "gradient"),
+    "bce_logits_weight_ignored": ("binary_cross_entropy_with_logits", "value"),
+    "ce_probs_weight_detached": ("cross_entropy[probabilities]", "gradient"),
+    "kl_div_plain_ylogy": ("kl_div", "value"),
+    "kl_div_log_target_ignored": ("kl_div", "value"),
+    "kl_div_batchmean_by_numel": ("kl_div", "value"),
+    "poisson_stirling_everywhere": ("poisson_nll_loss", "value"),
+    "poisson_eps_ignored": ("poisson_nll_loss", "value"),
+    "gaussian_var_grad_clamped": ("gaussian_nll_loss", "gradient"),
+    "gaussian_full_whole_log_2pi": ("gaussian_nll_loss", "value"),
+    "multilabel_mean_over_dim1": ("multilabel_soft_margin_loss", "value"),
+    "multilabel_weight_detached": ("multilabel_soft_margin_loss", "gradient"),
 }
 
 #: mutant -> the torch.nn.functional loss it replaces (the NAME of ``--impl NAME=module:attribute``)

@@ -64,3 +64,11 @@ def ce_like_torch(input: Any, target: Any, weight: Any = None, size_average: Any
     """torch's own cross_entropy, called through an --impl: fails exactly where torch does"""
     return F.cross_entropy(input, target, weight=weight, ignore_index=ignore_index, reduction=reduction,
                            label_smoothing=label_smoothing)  # fmt: skip
+
+
+def l1_broadcasts_silently(input: Any, target: Any, size_average: Any = None, reduce: Any = None,
+                           reduction: str = "mean", weight: Any = None) -> Any:  # fmt: skip
+    """l1_loss written as (input - target).abs(): right values, but no UserWarning where a target of
+    another shape is broadcast (torch's contract warns)."""
+    e = (input - target).abs()
+    return e if reduction == "none" else e.sum() if reduction == "sum" else e.mean()
