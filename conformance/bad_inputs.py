@@ -124,7 +124,7 @@ def valid_case(v: Variant, dtype: DType = "float32") -> Case:
     for a in v.args:
         if a.optional:
             continue
-        if a.axis == "index":
+        if v.roles[a.name].role == "index":
             arrays[a.name] = np.array([2, 0], dtype=np.int64)
         else:
             arrays[a.name] = np.full(SHAPE, _INSIDE.get(a.domain.kind, 0.5))
@@ -186,7 +186,7 @@ def derived(v: Variant, dtype: DType = "float32") -> list[BadInput]:
 
     mismatch = (*SHAPE[:-1], SHAPE[-1] + 1)  # (2, 4): does not broadcast with (2, 3)
     larger = (1, *SHAPE)  # broadcasts with (2, 3), to a larger shape
-    if v.has_class_axis:
+    if v.sample_axis is not None:
         c = SHAPE[-1]  # the class axis is dim 1 of (N, C) or its last dim: C = 3 either way
         ints = np.array([[0, 1, 2], [1, 0, 1]], dtype=np.int64)
         add("input-integer", "input", "integer logits", arrays={"input": ints})
@@ -194,7 +194,9 @@ def derived(v: Variant, dtype: DType = "float32") -> list[BadInput]:
         for a in v.args:
             if not a.optional and a.name != "input":
                 zero_d[a.name] = (
-                    np.array(0) if a.axis == "index" else np.array(_INSIDE.get(a.domain.kind, 0.5))
+                    np.array(0)
+                    if v.roles[a.name].role == "index"
+                    else np.array(_INSIDE.get(a.domain.kind, 0.5))
                 )
         add("input-0d", "input", "a 0-d input (no class axis)", arrays=zero_d)
         for a in v.args:
@@ -205,7 +207,7 @@ def derived(v: Variant, dtype: DType = "float32") -> list[BadInput]:
                     add(f"{a.name}-size", a.name, f"{c + 1} class weights for {c} classes",
                         arrays={a.name: np.full((c + 1,), 0.5)})  # fmt: skip
                 continue
-            if a.axis == "index":
+            if v.roles[a.name].role == "index":
                 ignore = next((p for p in v.params if p.name == v.ignore), None)
                 skip = int(ignore.default) if ignore is not None else None
                 neg = -1 if skip != -1 else -2

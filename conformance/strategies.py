@@ -156,7 +156,7 @@ def cases(
     options named in ``fixed`` (those an implementation does not take) keep their defaults."""
     arrays: dict[str, Array] = {}
     options: dict[str, Any] = {}
-    if variant.has_class_axis:
+    if variant.sample_axis is not None:
         last = variant.class_dim == "last"
         shape = shape or draw(class_shapes(last=last))
         cdim = len(shape) - 1 if last or len(shape) == 1 else 1
@@ -191,7 +191,7 @@ def cases(
             else:  # broadcastable to input without enlarging it
                 ashape = draw(broadcast_shape(shape))
             arrays[a.name] = draw(values(a.domain_for(options).kind, dtype, ashape))
-        elif a.axis == "index":
+        elif variant.roles[a.name].role == "index":
             choices = list(range(c)) + ([ignore] if ignore is not None and ignore < 0 else [])
             n = int(np.prod(sample)) if sample else 1
             idx = draw(st.lists(st.sampled_from(choices), min_size=n, max_size=n))

@@ -23,7 +23,7 @@ LAYOUTS = ("non_contiguous", "sliced", "expanded", "channels_last")
 def _shape_for(variant: Variant, layout: str) -> st.SearchStrategy[tuple[int, ...]]:
     if layout == "channels_last":  # 4-D (N, C, H, W)
         return st.tuples(*(st.integers(1, 3) for _ in range(4)))
-    if variant.has_class_axis:
+    if variant.sample_axis is not None:
         return st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 3))
     return st.tuples(st.integers(1, 3), st.integers(1, 4))
 

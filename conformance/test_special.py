@@ -29,9 +29,9 @@ def test_convention_point(
 
 def _empty(v: Variant) -> Case:
     """A batch of 0 samples: (0, 3) logits and (0,) indices, or (0, 2) elements."""
-    shape: tuple[int, ...] = (0, 3) if v.has_class_axis else (0, 2)
+    shape: tuple[int, ...] = (0, 3) if v.sample_axis is not None else (0, 2)
     arrays = {
-        a.name: np.zeros((0,), np.int64) if a.axis == "index" else np.zeros(shape)
+        a.name: np.zeros((0,), np.int64) if v.roles[a.name].role == "index" else np.zeros(shape)
         for a in v.args
         if not a.optional
     }

@@ -60,7 +60,7 @@ def _names(v: Variant) -> tuple[str, ...]:
 
 
 def _index_args(v: Variant) -> frozenset[str]:
-    return frozenset(a.name for a in v.args if a.axis == "index")
+    return frozenset(n for n, r in v.roles.items() if r.role == "index")
 
 
 def stable_forms(v: Variant) -> ClosedForms:
@@ -76,13 +76,35 @@ def stable_forms(v: Variant) -> ClosedForms:
 def _out(v: Variant) -> tuple[sp.Symbol, ...]:
     """The labelled dims of every result: ``(j,)`` for class-axis variants (values ``(..., 1)``,
     gradients w.r.t. class-axis arguments ``(..., C)``), none for element-wise ones."""
-    return (j,) if v.has_class_axis else ()
+    return (j,) if v.sample_axis is not None else ()
+
+
+def _distribute_small(e: sp.Expr) -> sp.Expr:
+    """Undo what ``factor_terms`` does with a coefficient below 1: ``½·(x(1 + y) + (1 - y)·m)``
+    overflows where its terms, each halved, do not (hinge_embedding_loss at x = -9e307), so such a
+    coefficient goes back onto each term (exactly, for ½^k)."""
+
+    def small(m: sp.Basic) -> bool:
+        return (
+            isinstance(m, sp.Mul)
+            and m.args[0].is_Rational
+            and abs(m.args[0]) < 1
+            and any(isinstance(f, sp.Add) for f in m.args[1:])
+        )
+
+    def spread(m: sp.Mul) -> sp.Expr:
+        c, *rest = m.args
+        add = next(f for f in rest if isinstance(f, sp.Add))
+        others = [f for f in rest if f is not add]
+        return sp.Mul(*others) * sp.Add(*(c * t for t in add.args))
+
+    return e.replace(small, spread)
 
 
 def _form(e: sp.Expr, names: tuple[str, ...], idx: frozenset[str], out: tuple[sp.Symbol, ...]) -> Form:
     # Pull common numeric factors out of sums: SymPy distributes 2·(x - y) into 2x - 2y, which
     # overflows (inf - inf) where x - y does not.
-    e = sp.factor_terms(e)
+    e = _distribute_small(sp.factor_terms(e))
     fn = lower(e, names, idx, out)
     switches = tuple(Switch(lower(m, names, idx), lower(scale(m), names, idx)) for m in fn.switches)
     return Form(fn, lower(scale(e), names, idx, out), switches)

@@ -341,7 +341,7 @@ def _is_half_power(f: sp.Basic) -> bool:
 
 
 def _square_over(e: sp.Expr) -> sp.Expr:
-    """``u² / v`` (v not a number) → ``SquareOver(u, v)``; ``u² / v²`` → ``SquareOver(u, v) / v``."""
+    """``u² / v`` (v not a number) → ``SquareOver(u, v)``; ``u² / v²`` → ``SquareOver(u / v, 1)``."""
 
     def parts(m: sp.Basic) -> tuple[sp.Expr, sp.Expr, list[sp.Basic]] | None:
         if not isinstance(m, sp.Mul):
@@ -357,8 +357,8 @@ def _square_over(e: sp.Expr) -> sp.Expr:
             return None
         fs.remove(sq[0])
         fs.remove(inv[0])
-        if inv[0].exp == -2:  # u²/v² = (u²/v)/v: gaussian_nll_loss's var gradient
-            fs.append(1 / inv[0].base)
+        if inv[0].exp == -2:  # u²/v² = (u/v)²: gaussian_nll_loss's var gradient
+            return sq[0].base / inv[0].base, sp.S.One, fs
         return sq[0].base, inv[0].base, fs
 
     def build(m: sp.Mul) -> sp.Expr:

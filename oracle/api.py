@@ -237,7 +237,7 @@ def _prepare_classes(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _Prepa
     env: dict[str, Any] = {"input": xs, "_C": c}
     mask = None
     t = np.asarray(bound["target"])
-    if v.arg("target").axis == "index":
+    if v.roles["target"].role == "index":
         if t.dtype.kind not in "iu":
             raise _fail(
                 "target", "integer class indices (or probabilities of input's shape)", f"dtype {t.dtype}"
@@ -312,25 +312,54 @@ def _check_params(v: Variant, bound: dict[str, Any]) -> None:
         bound[p.name] = val
 
 
+#: NumPy's extended precision where it has a wider exponent range than float64 (x87 80-bit on
+#: x86-64 Linux, binary128 on aarch64 Linux); None where it is float64 itself (Windows, macOS arm64)
+_WIDE: Any = np.longdouble if float(np.log10(np.finfo(np.longdouble).max)) > 400 else None
+
+
+def _widened(env: Mapping[str, Any]) -> dict[str, Any]:
+    """``env`` with its floating-point arrays and scalars in :data:`_WIDE`."""
+    out: dict[str, Any] = {}
+    for k, v in env.items():
+        if isinstance(v, np.ndarray) and v.dtype == np.float64:
+            out[k] = v.astype(_WIDE)
+        elif isinstance(v, (float, np.floating)) and not isinstance(v, bool):
+            out[k] = _WIDE(v)
+        else:
+            out[k] = v
+    return out
+
+
 def _per_element(
-    form: Form, env: Mapping[str, Any], branch_tol: float | None
+    form: Form, env: Mapping[str, Any], branch_tol: float | None, dtype: Any = np.float64
 ) -> tuple[Array, Array, Array, Array]:
-    """value, lo, hi, scale of one form at every element (class-axis results are (..., 1) or (..., C))."""
-    val = np.asarray(form.fn(env), dtype=np.float64)
-    sc = np.abs(np.asarray(form.scale(env), dtype=np.float64))
-    lo, hi = val, val
-    if branch_tol is not None:
-        for n, sw in enumerate(form.switches):
-            m = np.asarray(sw.margin(env))
-            ms = np.asarray(sw.scale(env))
-            near = (np.abs(m) <= branch_tol * ms) & (ms > 0)
-            if near.any():
-                other = np.asarray(form.fn(env, {n: near}), dtype=np.float64)
-                other = np.where(np.isnan(other) & ~np.isnan(val), val, other)
-                lo, hi = np.fmin(lo, other), np.fmax(hi, other)
-                sc = np.maximum(sc, np.abs(np.asarray(form.scale(env), dtype=np.float64)))
+    """value, lo, hi, scale of one form at every element (class-axis results are (..., 1) or (..., C)).
+
+    Where an intermediate overflows float64 although the result may not (``w·δ(|d| - δ/2)`` with
+    w = ½ and the product ~1e308; ``1 - y/(x + eps)`` at eps = 2^-1023 before the upstream ½), the
+    form is evaluated again in extended precision and those elements are kept in it: the caller
+    scales and reduces them there, and rounds the results to float64 once."""
+    with np.errstate(all="ignore"):
+        val = np.asarray(form.fn(env), dtype=dtype)
+        sc = np.abs(np.asarray(form.scale(env), dtype=dtype))
+        lo, hi = val, val
+        if branch_tol is not None:
+            for n, sw in enumerate(form.switches):
+                m = np.asarray(sw.margin(env))
+                ms = np.asarray(sw.scale(env))
+                near = (np.abs(m) <= branch_tol * ms) & (ms > 0)
+                if near.any():
+                    other = np.asarray(form.fn(env, {n: near}), dtype=dtype)
+                    other = np.where(np.isnan(other) & ~np.isnan(val), val, other)
+                    lo, hi = np.fmin(lo, other), np.fmax(hi, other)
+                    sc = np.maximum(sc, np.abs(np.asarray(form.scale(env), dtype=dtype)))
     shape = np.broadcast_shapes(val.shape, lo.shape, hi.shape, sc.shape)
-    return tuple(np.broadcast_to(a, shape) for a in (val, lo, hi, sc))  # type: ignore[return-value]
+    out = tuple(np.broadcast_to(a, shape) for a in (val, lo, hi, sc))
+    if dtype is np.float64 and _WIDE is not None and not all(np.isfinite(a).all() for a in out):
+        wide = _per_element(form, _widened(env), branch_tol, _WIDE)
+        redo = ~(np.isfinite(out[0]) & np.isfinite(out[3]))
+        out = tuple(np.where(redo, w, a.astype(_WIDE)) for a, w in zip(out, wide, strict=True))
+    return out  # type: ignore[return-value]
 
 
 def evaluate(
@@ -363,7 +392,7 @@ def evaluate(
     _check_params(v, bound)
     if reduction in v.reduction_warnings:  # as torch's contract does, on every such call
         warnings.warn(v.reduction_warnings[reduction], UserWarning, stacklevel=2)
-    prep = (_prepare_classes if v.has_class_axis else _prepare_elementwise)(spec_loss, v, bound)
+    prep = (_prepare_elementwise if v.sample_axis is None else _prepare_classes)(spec_loss, v, bound)
     for p in v.params:  # NumPy scalars: IEEE semantics (x/0 = inf) in the lowered code
         val = bound[p.name]
         prep.env[p.name] = (
@@ -372,7 +401,7 @@ def evaluate(
     c = compiled(v.key)
     prep.env["_underflow"] = np.float64(underflow)
     env = prep.env
-    squeeze = v.has_class_axis
+    squeeze = v.sample_axis is not None
 
     def per_sample(a: Array) -> Array:
         a = np.asarray(a)
@@ -387,7 +416,8 @@ def evaluate(
     n = val.size
 
     if rule.divides_by is None:
-        value, vlo, vhi, vsc = val, lo, hi, sc
+        with np.errstate(over="ignore"):
+            value, vlo, vhi, vsc = (np.asarray(a, np.float64) for a in (val, lo, hi, sc))
         factor: Array = (
             np.ones(prep.out_shape)
             if upstream is None
@@ -398,6 +428,9 @@ def evaluate(
     else:
         with np.errstate(all="ignore"):  # an element that overflows to inf is a valid answer
             total = np.sum(val)
+            if _WIDE is not None and not np.isfinite(total) and np.isfinite(val).all():
+                val, lo, hi, sc = (np.asarray(a, _WIDE) for a in (val, lo, hi, sc))  # Σ beyond float64
+                total = np.sum(val)
             spread = (n - 1) * np.sum(np.abs(val)) if n > 1 else 0.0
             sum_scale = np.sum(sc) + spread + abs(total) + n * underflow
         u = 1.0 if upstream is None else float(np.asarray(upstream, np.float64))
@@ -421,7 +454,8 @@ def evaluate(
                 factor = np.full(prep.out_shape, u)
                 # the denominator as a sum of n terms (n + 1 roundings); a size along dim 0 is exact
                 denom_g, rel_denom = denom, float(n + 1) if rule.divides_by == "mean_weight" else 0.0
-        value, vlo, vhi, vsc = (np.asarray(a, np.float64) for a in (value, vlo, vhi, vsc))
+        with np.errstate(over="ignore"):
+            value, vlo, vhi, vsc = (np.asarray(a, np.float64) for a in (value, vlo, vhi, vsc))
     divides = rule.divides_by not in (None, "one")  # 0 where the mean is NaN
     denominator = float(_denominator(rule, mw, np.shape(bound[spec_loss.tensors[0]]))) if divides else None
 
@@ -464,7 +498,8 @@ def evaluate(
         # (the upstream factor may be applied before any intermediate of g: its scale is not
         # shrunk by |f| < 1)
         back = prep.restore[name]
-        grads[name], glo[name], ghi[name], gsc[name] = (back(o) for o in out)
+        with np.errstate(over="ignore"):  # rounded to float64 once, here
+            grads[name], glo[name], ghi[name], gsc[name] = (np.asarray(back(o), np.float64) for o in out)
         if undefined:
             # The derivative of an undefined mean is undefined (NaN); an implementation that only
             # writes the components its formula touches (nll_loss scatters -w_y·u/Σw into the

@@ -249,6 +249,62 @@ class Convention:
     points: tuple[tuple[Mapping[str, float], Mapping[str, float]], ...] = ()
 
 
+Role = Literal["element", "axis", "index", "index_set", "length", "scalar"]
+
+
+@dataclass(frozen=True)
+class ArgRole:
+    """How one argument enters a loss, derived from its ``Arg`` (or ``Param``) and
+    ``Loss.signature``:
+
+    * ``"element"``: one value per element, broadcast against the first tensor by its shape role
+      ``broadcast`` (``Arg.broadcast``);
+    * ``"axis"``: a vector along ``axis`` in each sample (logits and probabilities over classes;
+      class weights, one value per class);
+    * ``"index"``: one index into ``axis`` per sample (a class-index target);
+    * ``"index_set"``, ``"length"``: indices terminated by -1, sequence lengths (losses of part 2);
+    * ``"scalar"``: an option (``Param``).
+
+    ``positional``: passed positionally (``Loss.tensors``, torch.nn.functional order), else by
+    keyword; ``optional``: None in torch, read as 1.
+    """
+
+    name: str
+    role: Role
+    axis: NamedAxis | None = None
+    broadcast: str = "same"
+    positional: bool = False
+    optional: bool = False
+    differentiable: bool = False
+
+
+_ROLES: dict[str, dict[str, ArgRole]] = {}
+
+
+def _roles(v: Variant) -> dict[str, ArgRole]:
+    if v.key in _ROLES and v.loss in REGISTRY:
+        return _ROLES[v.key]
+    loss = REGISTRY.get(v.loss)
+    positional = set(loss.tensors) if loss is not None else {a.name for a in v.args if not a.optional}
+    out: dict[str, ArgRole] = {}
+    for a in v.args:
+        role: Role = "element" if a.axis == "element" else "axis" if a.axis == "class" else "index"
+        out[a.name] = ArgRole(
+            a.name,
+            role,
+            None if a.axis == "element" else CLASS_AXIS,
+            a.broadcast,
+            a.name in positional,
+            a.optional,
+            a.differentiable,
+        )
+    for p in v.params:
+        out[p.name] = ArgRole(p.name, "scalar")
+    if loss is not None:
+        _ROLES[v.key] = out
+    return out
+
+
 @dataclass(frozen=True)
 class Variant:
     """One formula of a loss. Most losses have one; cross_entropy has class-index and probability
@@ -307,8 +363,21 @@ class Variant:
         return tuple(a.name for a in self.args if a.optional and a.name in names)
 
     @property
-    def has_class_axis(self) -> bool:
-        return any(a.axis != "element" for a in self.args)
+    def roles(self) -> Mapping[str, ArgRole]:
+        """The role of each tensor argument and option, by name (:class:`ArgRole`): the one record
+        the oracle, the strategies, the harness, the properties and the mpmath evaluator read."""
+        return _roles(self)
+
+    @property
+    def sample_axis(self) -> NamedAxis | None:
+        """The named axis a sample of this variant reduces over (``CLASS_AXIS`` for cross_entropy,
+        nll_loss, multilabel_soft_margin_loss), or None for an element-wise loss."""
+        axes = {r.axis for r in self.roles.values() if r.axis is not None}
+        if len(axes) > 1:
+            raise NotImplementedError(
+                f"{self.key}: arguments along several axes {sorted(a.name for a in axes)}"
+            )
+        return next(iter(axes), None)
 
     def grad_override(self, name: str) -> sp.Expr | None:
         for c in self.conventions:

@@ -35,7 +35,7 @@ class ClosedForms:
 def wrt(variant: Variant, name: str) -> sp.Basic:
     """The SymPy object a gradient w.r.t. ``name`` is taken with respect to."""
     sym = variant.symbols[name]
-    return sym[j] if variant.arg(name).axis == "class" else sym  # type: ignore[index]
+    return sym[j] if variant.roles[name].role == "axis" else sym  # type: ignore[index]
 
 
 def tidy_sums(e: sp.Expr) -> sp.Expr:

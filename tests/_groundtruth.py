@@ -39,6 +39,7 @@ U = 2.0**-53
 MAX_ULPS = 2.0
 WELL = 4.0  # S <= 4 |exact|: first-order error bound u·S < 2 ulp
 BOUND_FACTOR = 8.0
+_TINY = 5e-324  # float64's smallest subnormal
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,8 @@ class Record:
             return 0.0
         if not (math.isfinite(self.exact) and math.isfinite(self.got)):
             return math.inf
-        bound = BOUND_FACTOR * U * self.scale
+        # 8·u·S plus two subnormal ulps for underflow (a bound below the subnormal range is 0)
+        bound = BOUND_FACTOR * U * self.scale + 2 * _TINY
         return abs(self.got - self.exact) / bound
 
     @property
@@ -116,9 +118,9 @@ def records(key: str, arrays: Mapping[str, Any], params: Mapping[str, Any] | Non
             if a is None:
                 continue
             arr = np.asarray(a)
-            if v.has_class_axis and name == "weight":
+            if v.sample_axis is not None and v.roles[name].role == "axis" and name == "weight":
                 point[name] = arr.tolist()
-            elif v.has_class_axis:
+            elif v.sample_axis is not None:
                 point[name] = arr[s].tolist() if arr.ndim > 1 else int(arr[s])
             else:
                 point[name] = float(np.broadcast_to(arr, x.shape)[s])
@@ -135,10 +137,10 @@ def records(key: str, arrays: Mapping[str, Any], params: Mapping[str, Any] | Non
             )
         )
         for name in v.differentiable:
-            if name not in ev.grads or (v.has_class_axis and name == "weight"):
+            if name not in ev.grads or (v.sample_axis is not None and name == "weight"):
                 continue  # not given; a class weight's gradient sums over the samples: below
             g, sc = ev.grads[name], ev.grad_scale[name]
-            if v.arg(name).axis == "class":
+            if v.roles[name].role == "axis":
                 for jj in range(x.shape[1]):
                     out.append(
                         Record(
@@ -158,7 +160,7 @@ def records(key: str, arrays: Mapping[str, Any], params: Mapping[str, Any] | Non
                 out.append(
                     Record(key, name, s, None, point, float(g_s), _mp.exact(key, name, point), float(sc_s))
                 )
-    if v.has_class_axis and "weight" in ev.grads:
+    if v.sample_axis is not None and "weight" in ev.grads:
         # the gradient w.r.t. a class weight: Σ over the samples of each sample's component
         points = [_point(v, arrays, params, s) for s in range(n)]
         for jj in range(x.shape[-1]):

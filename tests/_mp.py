@@ -43,12 +43,12 @@ def normalize(key: str, point: Point) -> dict[str, Any]:
     """``point`` with every argument and option of the variant present (spec defaults filled in)."""
     v = variant_by_key(key)
     out = dict(point)
-    c = len(point["input"]) if v.has_class_axis else None
+    c = len(point["input"]) if v.sample_axis is not None else None
     for a in v.args:
         if a.name not in out or out[a.name] is None:
             if not a.optional:
                 raise KeyError(f"{key}: point lacks {a.name!r}")
-            out[a.name] = [1.0] * c if a.axis == "class" else 1.0  # type: ignore[operator]
+            out[a.name] = [1.0] * c if v.roles[a.name].role == "axis" else 1.0  # type: ignore[operator]
     for p in v.params:
         out.setdefault(p.name, p.default)
     return out
@@ -56,9 +56,9 @@ def normalize(key: str, point: Point) -> dict[str, Any]:
 
 def _classes(key: str, point: Point) -> tuple[int | None, int | None]:
     v = variant_by_key(key)
-    if not v.has_class_axis:
+    if v.sample_axis is None:
         return None, None
-    t = int(point["target"]) if v.arg("target").axis == "index" else None
+    t = int(point["target"]) if v.roles["target"].role == "index" else None
     return len(point["input"]), t
 
 
@@ -102,9 +102,9 @@ def _flat(key: str, point: Point) -> dict[str, float]:
     flat: dict[str, float] = {}
     for a in v.args:
         val = point[a.name]
-        if a.axis == "class":
+        if v.roles[a.name].role == "axis":
             flat.update({f"{a.name}_{n}": float(x) for n, x in enumerate(val)})
-        elif a.axis == "element":
+        elif v.roles[a.name].role == "element":
             flat[a.name] = float(val)
     for p in v.params:
         flat[p.name] = float(point[p.name])
@@ -126,7 +126,7 @@ def working_dps(key: str, point: Point) -> int:
             digits = max(digits, abs(math.log10(abs(val))))
     first = spec.REGISTRY[v.loss].tensors[0]
     if spec.REGISTRY[v.loss].family == "classification" and v.arg(first).domain.kind == "real":  # logits
-        xs = [float(x) for x in (point[first] if v.has_class_axis else [point[first]])]
+        xs = [float(x) for x in (point[first] if v.sample_axis is not None else [point[first]])]
         # the spread (softmax) and each logit's own size (a per-class sigmoid: 1 - σ(x_k))
         digits += max(max(xs) - min(xs), max(abs(x) for x in xs)) / _LN10
     return 40 + math.ceil(digits)

@@ -169,7 +169,7 @@ def condition(r: gt.Record) -> float:
     total = 0.0
     for name in v.differentiable:
         x = r.point[name]
-        if v.arg(name).axis == "class":
+        if v.roles[name].role == "axis":
             total += sum(abs(xj * _mp.exact(r.key, name, r.point, j=jj)) for jj, xj in enumerate(x))
         else:
             total += abs(x * _mp.exact(r.key, name, r.point))

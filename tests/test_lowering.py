@@ -123,7 +123,7 @@ def test_the_review_counterexample() -> None:
     assert float(np.asarray(f({"input": np.array([[1.0, 2.0, 3.0]]), "_C": 3}))[0, 0]) == 36.0
 
 
-CLASS_VARIANTS = [v for v in all_variants() if v.has_class_axis]
+CLASS_VARIANTS = [v for v in all_variants() if v.sample_axis is not None]
 
 
 def _forms(v: Any) -> list[tuple[str, sp.Expr]]:
@@ -136,7 +136,7 @@ def _forms(v: Any) -> list[tuple[str, sp.Expr]]:
 def test_registered_class_axis_forms_lower_exactly(variant: Any) -> None:
     c = compiled(variant.key)
     names = tuple(n for n in ("input", "target", "weight", *(p.name for p in variant.params)))
-    index = frozenset(a.name for a in variant.args if a.axis == "index")
+    index = frozenset(n for n, r in variant.roles.items() if r.role == "index")
     for what, e in _forms(variant):
         _check(e, names, index, f"{variant.key} {what}")
     assert c.value.fn.labels == (j,)
@@ -153,7 +153,7 @@ def test_unsupported_forms_raise() -> None:
             lower(bad, ("input",), frozenset(), out=(j,))
 
 
-ELEMENTWISE_VARIANTS = [v for v in all_variants() if not v.has_class_axis]
+ELEMENTWISE_VARIANTS = [v for v in all_variants() if v.sample_axis is None]
 
 
 @pytest.mark.parametrize("variant", ELEMENTWISE_VARIANTS, ids=lambda v: v.key)

@@ -312,7 +312,7 @@ def test_planted_bug_is_caught(plant: Plant, monkeypatch: pytest.MonkeyPatch) ->
 def test_mutant_conforms_away_from_its_bug(plant: Plant, reduction: str) -> None:
     """On a typical case the mutant passes the check (a gradient plant: the check of its value)."""
     variant = plant.variant
-    index = variant.arg("target").axis == "index"
+    index = variant.roles["target"].role == "index"
     arrays = {
         k: np.asarray(v) if k == "target" and index else np.asarray(v, np.float64)
         for k, v in plant.typical.items()
