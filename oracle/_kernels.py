@@ -50,6 +50,16 @@ def xlogy(x: Array, y: Array) -> Array:
         return np.where(np.asarray(x) == 0, 0.0, x * np.log(y))
 
 
+def log_add(a: Array, b: Array) -> Array:
+    """``log(a + b)`` as ``log(s) + e/s``, ``s + e = a + b`` exactly (Knuth's TwoSum)."""
+    a, b = np.asarray(a), np.asarray(b)
+    with np.errstate(all="ignore"):
+        s = a + b
+        bb = s - a
+        e = (a - (s - bb)) + (b - bb)
+        return np.where(np.isfinite(s) & (s != 0), np.log(s) + e / s, np.log(s))
+
+
 def softplus(z: Array) -> Array:
     """log(1 + exp(z)) without overflow."""
     return np.logaddexp(0.0, z)

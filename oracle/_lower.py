@@ -283,6 +283,10 @@ class _Lowerer:
             raise NotImplementedError(f"expand SoftmaxMinusDelta over a dummy before lowering: {e}")
         return self._component(f"_k.softmax_minus_onehot({self._array(x)}, {a.name})", b)
 
+    def node_LogAdd(self, e: sp.Function) -> _Code:
+        (a, b), to = self.combine([self.lower(x) for x in e.args])
+        return _Code(f"_k.log_add({a}, {b})", to)
+
     def node_xlogy(self, e: sp.Function) -> _Code:
         (x, y), to = self.combine([self.lower(a) for a in e.args])
         return _Code(f"_k.xlogy({x}, {y})", to)

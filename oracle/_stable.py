@@ -189,6 +189,27 @@ class SquareOver(sp.Function):
         return 2 * sp.Abs(SquareOver(u, v))
 
 
+class LogAdd(sp.Function):
+    """``LogAdd(a, b) = log(a + b)``, lowered as ``log(s) + e/s`` where ``s + e = a + b`` exactly
+    (TwoSum): accurate where ``a + b`` rounds away the smaller term (poisson_nll_loss's
+    ``log(x + eps)`` at x = 1e-300, eps = 1, is 1e-300, not log(1.0) = 0)."""
+
+    nargs = 2
+    is_real = True
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        a, b = self.args
+        return 1 / (a + b)
+
+    def _eval_rewrite_as_elementary(self, a: sp.Expr, b: sp.Expr, **kwargs: object) -> sp.Expr:
+        return sp.log(a + b)
+
+    @staticmethod
+    def error_scale(a: sp.Expr, b: sp.Expr) -> sp.Expr:
+        # log of the rounded sum (its relative error 1 ulp becomes an absolute ulp), the correction
+        return sp.Abs(LogAdd(a, b)) + 2
+
+
 class MaxAbs(sp.Function):
     """``max_i |x[i]|`` over the class axis: only used inside error scales."""
 
@@ -204,6 +225,7 @@ NODES: tuple[type[sp.Function], ...] = (
     NegLogSoftmax,
     SoftmaxMinusDelta,
     SquareOver,
+    LogAdd,
 )
 
 
@@ -335,6 +357,18 @@ def _log1p(e: sp.Expr) -> sp.Expr:
     return e.replace(match, lambda p: log1p(p.args[0] - 1))
 
 
+def _log_add(e: sp.Expr) -> sp.Expr:
+    """``log(a + b)`` of two terms, neither an exp nor the constant 1 → ``LogAdd(a, b)``."""
+
+    def match(p: sp.Basic) -> bool:
+        if not (isinstance(p, sp.log) and isinstance(p.args[0], sp.Add) and len(p.args[0].args) == 2):
+            return False
+        terms = p.args[0].args
+        return sp.S.One not in terms and not any(t.has(sp.exp) or t.is_Number for t in terms)
+
+    return e.replace(match, lambda p: LogAdd(*p.args[0].args))
+
+
 def _is_half_power(f: sp.Basic) -> bool:
     """``±1/2^k``, k >= 1: a factor a divisor takes exactly."""
     return bool(f.is_Rational and abs(f.p) == 1 and f.q > 1 and (f.q & (f.q - 1)) == 0)
@@ -384,6 +418,7 @@ RULES: tuple[Rule, ...] = (
     _logsumexp,
     _neg_log_softmax,
     _log1p,
+    _log_add,
     _square_over,
 )
 

@@ -49,7 +49,15 @@ def tidy_sums(e: sp.Expr) -> sp.Expr:
     def visit(s: sp.Sum) -> sp.Expr:
         (d, lo, hi) = s.limits[0]
         out: list[sp.Expr] = []
-        for term in sp.Add.make_args(sp.expand_mul(s.function)):
+        # expand only what must be: terms with a delta on the dummy (to collapse) or free of it
+        # (to pull out); (1 - y)·f(k) stays a product, not f(k) - y·f(k), which cancels
+        terms = []
+        for t in sp.Add.make_args(s.function):
+            if t.has(sp.KroneckerDelta) or not t.has(d):
+                terms.extend(sp.Add.make_args(sp.expand_mul(t)))
+            else:
+                terms.append(t)
+        for term in terms:
             indep, dep = term.as_independent(d, as_Add=False)
             deltas = [
                 f for f in sp.Mul.make_args(dep) if isinstance(f, sp.KroneckerDelta) and d in f.free_symbols

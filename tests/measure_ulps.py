@@ -112,6 +112,30 @@ def draw(key: str, rng: Rng, n: int) -> tuple[dict[str, Any], dict[str, Any]]:
         w = np.array([float(rng.choice([0.0, 1.0, 0.3])) for _ in range(n)]) if weight else None
         pw = np.array([float(rng.choice([1.0, 3.0, 0.5])) for _ in range(n)]) if rng.random() < 0.3 else None
         return {"input": np.array(x), "target": np.array(y), "weight": w, "pos_weight": pw}, {}
+    if key == "kl_div":
+        log_target = bool(rng.random() < 0.5)
+        x = [_real(rng) for _ in range(n)]
+        y = [-abs(_logit(rng)) if log_target else _unit(rng) for _ in range(n)]
+        return {"input": np.array(x), "target": np.array(y)}, {"log_target": log_target}
+    if key == "poisson_nll_loss":
+        log_input = bool(rng.random() < 0.5)
+        x = [_logit(rng) if log_input else abs(_real(rng)) for _ in range(n)]
+        y = [
+            float(rng.choice([0.0, 1.0, 2.0, 1 + 2.0**-52])) if rng.random() < 0.3 else abs(_real(rng))
+            for _ in range(n)
+        ]
+        params = {
+            "log_input": log_input,
+            "full": bool(rng.random() < 0.5),
+            "eps": float(rng.choice([1e-8, 1e-300, 1.0])),
+        }
+        return {"input": np.array(x), "target": np.array(y)}, params
+    if key == "gaussian_nll_loss":
+        x = [_real(rng) for _ in range(n)]
+        y = [_near(rng, xi, _real(rng)) for xi in x]
+        v = [float(rng.choice([0.0, 1e-8, 1.0])) if rng.random() < 0.3 else abs(_real(rng)) for _ in range(n)]
+        params = {"full": bool(rng.random() < 0.5), "eps": float(rng.choice([1e-6, 1e-300, 2.0]))}
+        return {"input": np.array(x), "target": np.array(y), "var": np.array(v)}, params
     c = int(rng.integers(1, 6))
     spread = 10.0 ** rng.uniform(-2, 3)
     xs = rng.standard_normal((n, c)) * spread
@@ -119,6 +143,9 @@ def draw(key: str, rng: Rng, n: int) -> tuple[dict[str, Any], dict[str, Any]]:
         xs[0] = [float(rng.choice(_LOGIT_EXTREMES)) for _ in range(c)]
     w = np.array([float(rng.choice([0.0, 1.0, 0.7, 2.0])) for _ in range(c)]) if weight else None
     ls = float(rng.choice([0.0, 0.0, 1.0, rng.random()]))
+    if key == "multilabel_soft_margin_loss":
+        t = np.array([[_unit(rng) for _ in range(c)] for _ in range(n)])
+        return {"input": xs, "target": t, "weight": w}, {}
     if key in ("cross_entropy[class_index]", "nll_loss"):
         t = rng.integers(0, c, size=n)
         return {"input": xs, "target": t, "weight": w}, ({"label_smoothing": ls} if key != "nll_loss" else {})
@@ -142,6 +169,10 @@ KEYS = (
     "cross_entropy[class_index]",
     "cross_entropy[probabilities]",
     "nll_loss",
+    "kl_div",
+    "poisson_nll_loss",
+    "gaussian_nll_loss",
+    "multilabel_soft_margin_loss",
 )
 
 
@@ -168,6 +199,8 @@ def condition(r: gt.Record) -> float:
     v = variant_by_key(r.key)
     total = 0.0
     for name in v.differentiable:
+        if name not in r.point:  # an optional argument not given
+            continue
         x = r.point[name]
         if v.roles[name].role == "axis":
             total += sum(abs(xj * _mp.exact(r.key, name, r.point, j=jj)) for jj, xj in enumerate(x))

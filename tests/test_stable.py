@@ -55,6 +55,7 @@ RULE_CASES = {
     S._neg_log_softmax: (3 * S.LogSumExp(x) - 3 * x[a], S.NegLogSoftmax),
     S._log1p: (sp.log(1 - y), log1p),
     S._square_over: ((z - y) ** 2 / (2 * sp.Symbol("beta", positive=True)), S.SquareOver),
+    S._log_add: (3 * sp.log(z + y), S.LogAdd),
 }
 
 
@@ -131,6 +132,21 @@ def test_square_over_kernel_neither_overflows_nor_underflows(u: float, v: float)
     f = lower(S.SquareOver(z, y), ("z", "y"), frozenset())
     got = float(f({"z": np.float64(u), "y": np.float64(v), "_C": 1}))
     assert ulp_error(got, to_float(_num(S.SquareOver(z, y).rewrite("elementary"), z=u, y=v))) <= 2
+
+
+@pytest.mark.parametrize(
+    ("u", "v"),
+    [(1e-300, 1.0), (1.0, 1e-8), (0.5, 0.5), (317.81, 1e-8), (1e300, 1e300), (0.0, 1e-8), (3.0, -1.0)],
+)
+def test_log_add_kernel(u: float, v: float) -> None:
+    # (1e-300, 1): log(1 + 1e-300) = 1e-300, where log(fl(1e-300 + 1)) = 0
+    got = float(K.log_add(np.float64(u), np.float64(v)))
+    assert ulp_error(got, to_float(_num(sp.log(z + y), z=u, y=v))) <= 1
+
+
+def test_log_add_derivative() -> None:
+    for node in (S.LogAdd(z, y), S.LogAdd(y, z)):
+        assert sp.simplify(S.elementary(sp.diff(node, z)) - sp.diff(node.rewrite("elementary"), z)) == 0
 
 
 CLASS_NODES = [
