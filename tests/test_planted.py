@@ -192,6 +192,8 @@ PLANTS = (
     # counts 2 and 3 (and 0.5 without full): the Stirling term applies alike in the mutant
     Plant("poisson_stirling_everywhere", "float32", _VALUE, _POISSON, _POISSON_OPTS),
     Plant("poisson_eps_ignored", "float32", _VALUE, _POISSON, _POISSON_OPTS),
+    Plant("poisson_log_input_ignored", "float32", _VALUE, _POISSON, _POISSON_OPTS),
+    Plant("gaussian_eps_ignored", "float32", _VALUE, _GAUSS, {"full": False, "eps": 1e-6}),
     # var above eps: the clamp does nothing
     Plant("gaussian_var_grad_clamped", "float32", _GRAD + "var: ", _GAUSS, {"full": False, "eps": 1e-6}),
     Plant("gaussian_full_whole_log_2pi", "float32", _VALUE, _GAUSS, {"full": False, "eps": 1e-6}),

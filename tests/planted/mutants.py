@@ -79,6 +79,10 @@ poisson_stirling_everywhere   poisson_nll_loss                  value     full=T
                                                                           for every y > 0 (torch: y > 1 only)
 poisson_eps_ignored           poisson_nll_loss                  value     log_input=False takes log(x), not
                                                                           log(x + eps)
+poisson_log_input_ignored     poisson_nll_loss                  value     ``log_input`` is ignored: the input
+                                                                          is always a log-rate
+gaussian_eps_ignored          gaussian_nll_loss                 value     the variance is clamped at 1e-6
+                                                                          whatever ``eps`` is
 gaussian_var_grad_clamped     gaussian_nll_loss                 gradient  the clamp is differentiated: no var
                                                                           gradient below eps (torch's is
                                                                           straight-through)
@@ -115,6 +119,7 @@ __all__ = [
     "ce_probs_weight_detached",
     "ce_smoothing_ignores_mask",
     "ce_weighted_mean_by_count",
+    "gaussian_eps_ignored",
     "gaussian_full_whole_log_2pi",
     "gaussian_var_grad_clamped",
     "hinge_embedding_margin_unclamped",
@@ -135,6 +140,7 @@ __all__ = [
     "nll_ignored_counted",
     "nll_weighted_mean_by_count",
     "poisson_eps_ignored",
+    "poisson_log_input_ignored",
     "poisson_stirling_everywhere",
     "smooth_l1_beta_zero_nan",
     "smooth_l1_sum_in_half",
@@ -829,6 +835,16 @@ def poisson_eps_ignored(
     return _reduce(e, reduction)
 
 
+def poisson_log_input_ignored(
+    input: Tensor, target: Tensor, log_input: bool = True, full: bool = False,
+    size_average: bool | None = None, eps: float = 1e-8, reduce: bool | None = None, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """poisson_nll_loss that always reads the input as a log-rate."""
+    reduction = _mode(size_average, reduce, reduction)
+    e = _poisson(input, target, True, full, eps, everywhere=False, with_eps=True)  # BUG: log_input
+    return _reduce(e, reduction)
+
+
 def _gaussian(
     input: Tensor,
     target: Tensor,
@@ -859,6 +875,14 @@ def gaussian_var_grad_clamped(
 ) -> Tensor:  # fmt: skip
     """gaussian_nll_loss that clamps with autograd: no var gradient where var < eps."""
     return _gaussian(input, target, torch.as_tensor(var), full, eps, reduction, True, 0.5)  # BUG: True
+
+
+def gaussian_eps_ignored(
+    input: Tensor, target: Tensor, var: Tensor | float, full: bool = False, eps: float = 1e-6,
+    reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """gaussian_nll_loss whose clamp ignores ``eps`` (always 1e-6, the default)."""
+    return _gaussian(input, target, torch.as_tensor(var), full, 1e-6, reduction, False, 0.5)  # BUG: 1e-6
 
 
 def gaussian_full_whole_log_2pi(
@@ -924,6 +948,8 @@ PLANTED: dict[str, tuple[str, str]] = {
     "kl_div_batchmean_by_numel": ("kl_div", "value"),
     "poisson_stirling_everywhere": ("poisson_nll_loss", "value"),
     "poisson_eps_ignored": ("poisson_nll_loss", "value"),
+    "poisson_log_input_ignored": ("poisson_nll_loss", "value"),
+    "gaussian_eps_ignored": ("gaussian_nll_loss", "value"),
     "gaussian_var_grad_clamped": ("gaussian_nll_loss", "gradient"),
     "gaussian_full_whole_log_2pi": ("gaussian_nll_loss", "value"),
     "multilabel_mean_over_dim1": ("multilabel_soft_margin_loss", "value"),
