@@ -70,7 +70,7 @@ def reductions_agree(backend: Backend, case: Case, *, known_ok: bool = False) ->
         if m:
             raise fail(
                 backend, base, m.describe() + f" (Σ of 'none' = {np.sum(none)!r})", exp=want, got=got,
-                check="reductions_agree", what=m.reason,
+                check="reductions_agree", what=m.reason, outside=m.outside,
             )  # fmt: skip
 
 
@@ -89,7 +89,7 @@ def shift_invariant(backend: Backend, case: Case, *, shift: int, known_ok: bool 
     if m:
         raise fail(
             backend, case, m.describe() + " (the loss before the shift is 'expected')", exp=ga, got=gb,
-            check="shift_invariant", params={"shift": shift}, what=m.reason,
+            check="shift_invariant", params={"shift": shift}, what=m.reason, outside=m.outside,
         )  # fmt: skip
 
 

@@ -87,6 +87,8 @@ class Mismatch:
     shape_only: bool = False
     dtype: str = "float64"
     overflow: float = float("inf")  # |exact| beyond which it rounds to ±inf in dtype
+    #: the elements outside the bound (None for a shape mismatch)
+    outside: Any = None
 
     def describe(self) -> str:
         """The worst element in words: what was expected, what came back, and why it is wrong."""
@@ -101,8 +103,9 @@ class Mismatch:
             )
         rng = f"{exp!r}" if self.lo == self.hi else f"{exp!r} (accepted range [{self.lo!r}, {self.hi!r}])"
         if np.isnan(got):
-            return head + f"got NaN where the oracle's value is finite: expected {rng}"
-        if np.isinf(got):
+            kind = "finite" if np.isfinite(exp) else f"{exp!r}"
+            return head + f"got NaN where the oracle's value is {kind}: expected {rng}"
+        if np.isinf(got) and np.isfinite(exp):
             return head + f"got {got!r} where the oracle's value is finite: expected {rng}"
         if np.isinf(self.lo) or np.isinf(self.hi) or abs(exp) > self.overflow:
             return head + f"got {got!r} where the exact value overflows {self.dtype} (expected ±inf): {rng}"
@@ -174,4 +177,5 @@ def compare(
         what,
         dtype=dtype,
         overflow=float(overflow),
+        outside=bad,
     )

@@ -13,7 +13,8 @@ that intermediates in the subnormal range, amplified by a later division, stay i
   exceed the result);
 * ``a·b``: ``S(a)|b| + |a|S(b) + |ab|`` (products by ±2^k are exact);
 * ``f(u)``: ``|f'(u)|·S(u) + |f(u)|``;
-* a branch (``Piecewise``, ``Max``): the scale of the branch taken;
+* a branch (``Piecewise``): the scale of the branch taken; ``Max(a, b)``/``Min``: ``S(a) + S(b)``
+  (a decision on operands within their errors of each other may go either way);
 * a sum of n terms over a dummy: ``Σ S(f) + (n - 1)·Σ|f|`` (any summation order; several
   dummies: one sum inside the next);
 * a stable node: its own ``error_scale`` (the terms an implementation of it may combine).
@@ -85,10 +86,12 @@ def scale(e: sp.Expr) -> sp.Expr:
         su = scale(u)
         return (du * su if su != 0 else sp.S.Zero) + own + UNDERFLOW
     if isinstance(e, (sp.Max, sp.Min)):
+        # either side's error: where a and b are within their errors of each other, the decision
+        # itself may be wrong, by at most |a - b| <= err(a) + err(b) (margin_ranking_loss at
+        # -y(x1 - x2) + margin = (1e-300 - 1) + 1, which rounds to 0 where it is 1e-300)
         a, *rest = e.args
         b = rest[0] if len(rest) == 1 else e.func(*rest)
-        cond = a >= b if isinstance(e, sp.Max) else a <= b
-        return sp.Piecewise((scale(a), cond), (scale(b), True))
+        return scale(a) + scale(b)
     if isinstance(e, sp.Piecewise):
         return sp.Piecewise(*((scale(v), c) for v, c in e.args))
     if isinstance(e, sp.Sum):

@@ -390,9 +390,9 @@ def evaluate(
         raise _fail("reduction", f"one of {list(v.reductions)} for {v.key}", repr(reduction))
     rule = REDUCTION_RULES[reduction]
     _check_params(v, bound)
-    if reduction in v.reduction_warnings:  # as torch's contract does, on every such call
-        warnings.warn(v.reduction_warnings[reduction], UserWarning, stacklevel=2)
     prep = (_prepare_elementwise if v.sample_axis is None else _prepare_classes)(spec_loss, v, bound)
+    if reduction in v.reduction_warnings:  # as torch's contract does, on every valid such call
+        warnings.warn(v.reduction_warnings[reduction], UserWarning, stacklevel=2)
     for p in v.params:  # NumPy scalars: IEEE semantics (x/0 = inf) in the lowered code
         val = bound[p.name]
         prep.env[p.name] = (
