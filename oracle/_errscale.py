@@ -29,9 +29,9 @@ import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
 from oracle._stable import NODES, Sigmoid, Softplus, SquareOver
-from spec._core import xlogy
+from spec._core import hinge, root, xlogy
 
-_EXACT_FUNCS = (sp.sign, sp.KroneckerDelta)
+_EXACT_FUNCS = (sp.sign, sp.KroneckerDelta, sp.Heaviside)  # a step's decision: its Max's scale
 
 #: Absolute error of one rounded operation from underflow, in units of the dtype's epsilon:
 #: (smallest subnormal) / eps. An argument of every lowered scale (``_underflow``; 0 by default).
@@ -76,7 +76,12 @@ def scale(e: sp.Expr) -> sp.Expr:
         if p.is_Number:
             ops = 1 if p in (-1, 2, sp.Rational(1, 2)) else 2
             return sp.Abs(p * b ** (p - 1)) * scale(b) + ops * (sp.Abs(e) + UNDERFLOW)
-        raise NotImplementedError(f"no error scale for a symbolic power: {e}")
+        # a symbolic exponent (an option: multi_margin_loss's p, a p-norm's p and 1/p): pow rounds
+        # like exp(p·log b), twice; the base's error through the derivative, the exponent's (1/p is
+        # rounded) through log b
+        sp_ = scale(p)
+        via_exp = sp.Abs(e * sp.log(b)) * sp_ if sp_ != 0 else sp.S.Zero
+        return sp.Abs(p * b ** (p - 1)) * scale(b) + via_exp + 2 * (sp.Abs(e) + UNDERFLOW)
     if isinstance(e, sp.Abs):
         return scale(e.args[0])
     if isinstance(e, (sp.exp, sp.log, log1p, Softplus, Sigmoid)):
@@ -100,6 +105,14 @@ def scale(e: sp.Expr) -> sp.Expr:
         f = sp.Sum(e.function, *e.limits[:-1]) if len(e.limits) > 1 else e.function
         n = hi - lo + 1  # the terms summed: n - 1 additions, each rounding a partial sum of them
         return sp.Sum(scale(f), (d, lo, hi)) + (n - 1) * sp.Sum(sp.Abs(f), (d, lo, hi))
+    if isinstance(e, hinge):  # max(0, v): as Max, a decision either way within v's error
+        return scale(e.args[0])
+    if isinstance(e, root):
+        # s^(1/p): pow's two roundings, s's error through the derivative, and 1/p's rounding
+        # through log s (0 at s = 0, where the root is 0)
+        s_, p = e.args
+        exp_err = sp.Piecewise((sp.Abs(e * sp.log(s_) / p), s_ > 0), (0, True))
+        return sp.Abs(e.fdiff(1)) * scale(s_) + exp_err + 2 * (sp.Abs(e) + UNDERFLOW)
     if isinstance(e, xlogy):
         # x·log(y): the product's and the log's roundings; its operands' errors through its
         # derivatives (0 where they are exact arguments)

@@ -139,6 +139,8 @@ class _Lowerer:
             return self.delta(e)
         if isinstance(e, (sp.Piecewise, sp.Max, sp.Min)):
             return self.branch(e)
+        if isinstance(e, sp.Heaviside):
+            return self.step(e)
         if isinstance(e, sp.core.relational.Relational):
             (a, b), to = self.combine([self.lower(e.lhs), self.lower(e.rhs)])
             return _Code(f"{_RELATIONS[type(e)]}({a}, {b})", to)
@@ -151,6 +153,8 @@ class _Lowerer:
             return _Code(out if len(srcs) > 1 else f"{op[type(e)]}({out})", to)
         if e in (sp.true, sp.false):
             return _Code(str(bool(e)), (), literal=True)
+        if isinstance(e, sp.conjugate):  # SymPy's Abs of a power of unknown sign: every value is real
+            return self.lower(e.args[0])
         special = getattr(self, f"node_{type(e).__name__}", None)
         if special is not None:
             return special(e)  # type: ignore[no-any-return]
@@ -302,6 +306,35 @@ class _Lowerer:
         flipped = _Code(f"_k.flip(_flips, {n}, {self.align(cond, cond.labels)})", cond.labels)
         (c, t, o), to = self.combine([flipped, then, other])
         return _Code(f"numpy.where({c}, {t}, {o})", to)
+
+    def step(self, e: sp.Heaviside) -> _Code:
+        """``Heaviside(z, h0)``, its value at 0 stated (0 or 1: a kink's convention; ½: the tie of
+        a Min's derivative, torch.minimum's split): a branch on z like a Piecewise's."""
+        z, *h0 = e.args
+        at0 = h0[0] if h0 else sp.S.Half
+        if at0 not in (0, sp.S.Half, 1):
+            raise NotImplementedError(f"Heaviside's value at 0 must be 0, 1/2 or 1: {e}")
+        arg = self.lower(z)
+        zs = self.align(arg, arg.labels)
+        op = "numpy.greater_equal" if at0 == 1 else "numpy.greater"
+        cond = _Code(f"{op}({zs}, 0.0)", arg.labels)
+        other = (
+            _Code(f"numpy.where(numpy.equal({zs}, 0.0), 0.5, 0.0)", arg.labels)
+            if at0 == sp.S.Half
+            else (_Code("0.0", (), literal=True))
+        )
+        return self._switch(z, cond, _Code("1.0", (), literal=True), other)
+
+    def node_hinge(self, e: sp.Function) -> _Code:
+        v, at0 = e.args
+        arg = self.lower(v)
+        op = "numpy.greater_equal" if at0 == 1 else "numpy.greater"
+        cond = _Code(f"{op}({self.align(arg, arg.labels)}, 0.0)", arg.labels)
+        return self._switch(v, cond, arg, _Code("0.0", (), literal=True))
+
+    def node_root(self, e: sp.Function) -> _Code:
+        (s_, p), to = self.combine([self.lower(a) for a in e.args])
+        return _Code(f"{s_} ** (1.0 / {p})", to)
 
     def branch(self, e: sp.Basic) -> _Code:
         if isinstance(e, sp.Piecewise):

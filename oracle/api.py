@@ -227,55 +227,29 @@ def _unbroadcaster(shape: tuple[int, ...], effective: tuple[int, ...] | None = N
 
 
 def _prepare_classes(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _Prepared:
-    x = _float_array("input", bound["input"])
+    """The tensors of a variant that reduces over an axis in each sample (classes, or features),
+    laid out by their roles (``Variant.roles``): the axis moved last; a class-index target one per
+    sample; an index set (``index_set``) turned into the count of each class in it; a per-sample
+    label (an ``element`` argument: cosine_embedding_loss's target) one per sample; class weights
+    one per class."""
+    first = loss.tensors[0]
+    axis = v.sample_axis
+    assert axis is not None
+    x = _float_array(first, bound[first])
     if x.ndim == 0:
-        raise _fail("input", "logits of shape (C), (N, C) or (N, C, d1, ..., dk)", "a 0-d array")
+        raise _fail(
+            first,
+            f"a 0-d array is not {axis.name} vectors: shape (C), (N, C) or (N, C, d1, ..., dk)"
+            if axis.name == "class"
+            else "vectors of shape (D) or (N, D)",
+            "a 0-d array",
+        )
     cdim = x.ndim - 1 if v.class_dim == "last" or x.ndim == 1 else 1
     c = x.shape[cdim]
     xs = np.moveaxis(x, cdim, -1)
     sample_shape = xs.shape[:-1]
-    env: dict[str, Any] = {"input": xs, "_C": c}
+    env: dict[str, Any] = {first: xs, "_C": c}
     mask = None
-    t = np.asarray(bound["target"])
-    if v.roles["target"].role == "index":
-        if t.dtype.kind not in "iu":
-            raise _fail(
-                "target", "integer class indices (or probabilities of input's shape)", f"dtype {t.dtype}"
-            )
-        want = sample_shape
-        if x.ndim == 1 and t.shape == (1,):
-            t = t.reshape(())
-        if t.shape != want:
-            raise _fail("target", f"shape {want} for input of shape {x.shape}", f"shape {t.shape}")
-        ii = int(bound.get("ignore_index", -100))
-        mask = t != ii
-        out = mask & ((t < 0) | (t >= c))
-        if out.any():
-            pos = tuple(int(p) for p in np.argwhere(out)[0])
-            raise _fail(
-                "target", f"class indices in [0, {c}) or ignore_index={ii}", f"{int(t[pos])} at index {pos}"
-            )
-        env["target"] = t.astype(np.int64)  # one class index per sample: the batch shape
-        env["ignore_index"] = ii
-    else:
-        ii = bound.get("ignore_index", -100)
-        if ii is not None and int(ii) >= 0:
-            raise _fail(
-                "ignore_index",
-                "a negative value (ignore_index is not supported with probability targets)",
-                ii,
-            )
-        if t.shape != x.shape:
-            raise _fail("target", f"input's shape {x.shape} (probabilities per class)", f"shape {t.shape}")
-        env["target"] = np.moveaxis(_float_array("target", t), cdim, -1)
-    w = bound.get("weight")
-    if w is None:
-        env["weight"] = np.ones(c)
-    else:
-        w = _float_array("weight", w)
-        if w.shape != (c,):
-            raise _fail("weight", f"one value per class, shape ({c},)", f"shape {w.shape}")
-        env["weight"] = w
 
     def back(g: Array) -> Array:
         return np.moveaxis(g, -1, cdim)
@@ -284,7 +258,91 @@ def _prepare_classes(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _Prepa
         g = np.asarray(g)
         return np.broadcast_to(g, (*sample_shape, c)).reshape(-1, c).sum(axis=0)
 
-    return _Prepared(env, sample_shape, mask, {"input": back, "target": back, "weight": per_class})
+    def per_sample(g: Array) -> Array:
+        return np.broadcast_to(np.asarray(g), sample_shape).copy()
+
+    restore: dict[str, Any] = {first: back}
+    for a in v.args:
+        if a.name == first:
+            continue
+        role = v.roles[a.name].role
+        t = bound.get(a.name)
+        if a.optional:
+            restore[a.name] = per_class
+            if t is None:
+                env[a.name] = np.ones(c)
+                continue
+            w = _float_array(a.name, t)
+            if w.shape != (c,):
+                raise _fail(a.name, f"one value per class, shape ({c},)", f"shape {w.shape}")
+            env[a.name] = w
+            continue
+        t = np.asarray(t)
+        if role == "index":
+            if t.dtype.kind not in "iu":
+                probs = any(u.roles.get(a.name) and u.roles[a.name].role == "axis" for u in loss.variants)
+                also = f" (or probabilities of {first}'s shape)" if probs else ""
+                raise _fail(a.name, f"integer class indices{also}", f"dtype {t.dtype}")
+            want = sample_shape
+            if x.ndim == 1 and t.shape == (1,):
+                t = t.reshape(())
+            if t.shape != want:
+                raise _fail(a.name, f"shape {want} for {first} of shape {x.shape}", f"shape {t.shape}")
+            ii = int(bound.get(v.ignore, -100)) if v.ignore else None
+            mask = None if ii is None else t != ii
+            out = ((t < 0) | (t >= c)) if mask is None else (mask & ((t < 0) | (t >= c)))
+            if out.any():
+                pos = tuple(int(q) for q in np.argwhere(out)[0])
+                also = f" or {v.ignore}={ii}" if ii is not None else ""
+                raise _fail(a.name, f"class indices in [0, {c}){also}", f"{int(t[pos])} at index {pos}")
+            env[a.name] = t.astype(np.int64)  # one class index per sample: the batch shape
+            if v.ignore:
+                env[v.ignore] = ii
+        elif role == "index_set":
+            if t.dtype.kind not in "iu":
+                raise _fail(a.name, "integer class indices, each set ended by -1", f"dtype {t.dtype}")
+            if t.shape != x.shape:
+                raise _fail(
+                    a.name, f"{first}'s shape {x.shape} (class indices, ended by -1)", f"shape {t.shape}"
+                )
+            out = (t < -1) | (t >= c)
+            if out.any():
+                pos = tuple(int(q) for q in np.argwhere(out)[0])
+                raise _fail(a.name, f"class indices in [0, {c}) or -1", f"{int(t[pos])} at index {pos}")
+            env[a.name] = _index_counts(np.moveaxis(t, cdim, -1), c)
+        elif role == "axis":
+            if t.shape != x.shape:
+                what = "probabilities per class" if axis.name == "class" else "a vector per sample"
+                raise _fail(a.name, f"{first}'s shape {x.shape} ({what})", f"shape {t.shape}")
+            env[a.name] = np.moveaxis(_float_array(a.name, t), cdim, -1)
+            restore[a.name] = back
+        else:  # one value per sample (cosine_embedding_loss's label)
+            want = sample_shape
+            if t.shape != want:
+                raise _fail(
+                    a.name,
+                    f"shape {want} (one per sample) for {first} of shape {x.shape}",
+                    f"shape {t.shape}",
+                )
+            env[a.name] = _float_array(a.name, t)
+            restore[a.name] = per_sample
+    ii = bound.get("ignore_index")
+    if ii is not None and int(ii) >= 0 and not any(r.role == "index" for r in v.roles.values()):
+        if any(u.ignore for u in loss.variants):
+            raise _fail(
+                "ignore_index",
+                "a negative value (ignore_index is not supported with probability targets)",
+                ii,
+            )
+    return _Prepared(env, sample_shape, mask, restore)
+
+
+def _index_counts(t: Array, c: int) -> Array:
+    """How many times each class appears in each index set (the last dim of ``t``) before its first
+    -1: the (…, C) counts multilabel_margin_loss's spec is written with."""
+    valid = np.cumprod(t != -1, axis=-1).astype(bool)  # the prefix before the first -1
+    hits = (t[..., :, None] == np.arange(c)) & valid[..., :, None]
+    return hits.sum(axis=-2).astype(np.float64)
 
 
 def _check_params(v: Variant, bound: dict[str, Any]) -> None:

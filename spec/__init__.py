@@ -6,9 +6,10 @@ Closed forms of values and gradients are derived from these expressions by :mod:
 
 from __future__ import annotations
 
-from spec import classification, probabilistic, ranking, regression  # noqa: F401  (registers the losses)
+from spec import classification, embedding, probabilistic, ranking, regression  # noqa: F401  (registers the losses)
 from spec._core import (
     CLASS_AXIS,
+    FEATURE_AXIS,
     NAMED_AXES,
     REDUCTION_RULES,
     REDUCTIONS,
@@ -32,6 +33,7 @@ from spec._core import (
 
 __all__ = [
     "CLASS_AXIS",
+    "FEATURE_AXIS",
     "NAMED_AXES",
     "REDUCTIONS",
     "REDUCTION_RULES",

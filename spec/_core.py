@@ -33,7 +33,7 @@ k = sp.Symbol("k", integer=True, nonnegative=True)
 i = sp.Symbol("i", integer=True, nonnegative=True)
 j = sp.Symbol("j", integer=True, nonnegative=True)
 
-Axis = Literal["element", "class", "index"]
+Axis = Literal["element", "class", "feature", "index", "index_set"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,12 @@ class NamedAxis:
 
 #: the class axis of multi-class losses (dim 1 of (N, C, d1, ...) in torch; dim 0 of (C))
 CLASS_AXIS = NamedAxis("class", C, (k, i, j))
-#: every named axis, in the canonical order the lowering sorts labelled dims in
+#: the feature axis of embedding losses (cosine_embedding_loss, triplet_margin_loss): the last dim
+#: of (N, D) or (D). A sample reduces over one axis, so it is written with the same size symbol and
+#: dummies as the class axis (the lowering treats both alike); only its name differs.
+FEATURE_AXIS = NamedAxis("feature", C, (k, i, j))
+#: every named axis, in the canonical order the lowering sorts labelled dims in (the feature axis
+#: shares the class axis's symbols)
 NAMED_AXES: tuple[NamedAxis, ...] = (CLASS_AXIS,)
 Reduction = Literal["none", "mean", "sum", "batchmean"]
 
@@ -138,6 +143,57 @@ class xlogy(sp.Function):
 
     def _eval_rewrite_as_log(self, x: sp.Expr, y: sp.Expr, **kwargs: object) -> sp.Expr:
         return sp.Piecewise((0, sp.Eq(x, 0)), (x * sp.log(y), True))
+
+
+class hinge(sp.Function):
+    """``hinge(v, h0) = max(0, v)``, with its derivative at the kink stated: ``Heaviside(v, h0)``.
+    ``h0 = 1`` is torch's ``clamp_min(v, 0)`` (the gradient passes at v = 0: cosine, triplet);
+    ``h0 = 0`` the margin kernels' ``if (z > 0)`` (LossMultiMargin.cpp, LossMultiLabelMargin.cpp).
+    A function, not a ``Piecewise``: SymPy folds a Piecewise out of a nested sum, or into the
+    conditions of another Piecewise, which the spec must not depend on."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, v: sp.Expr, h0: sp.Expr) -> sp.Expr | None:
+        if h0 not in (0, 1):
+            raise ValueError(f"hinge: the derivative at the kink must be 0 or 1, got {h0}")
+        if v.is_number:
+            return sp.Max(0, v)
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        v, h0 = self.args
+        return sp.Heaviside(v, h0)
+
+    def _eval_is_real(self) -> bool | None:
+        return self.args[0].is_real  # type: ignore[no-any-return]
+
+    def _eval_rewrite_as_Max(self, v: sp.Expr, h0: sp.Expr, **kwargs: object) -> sp.Expr:
+        return sp.Max(0, v)
+
+
+class root(sp.Function):
+    """``root(s, p) = s^(1/p)`` for ``s >= 0`` (a p-norm from its sum of powers), with torch's
+    gradient convention at ``s = 0``: 0 (aten ``norm_backward`` masks a zero norm), where the plain
+    derivative ``s^(1/p - 1)/p`` is infinite (and 0·inf a NaN)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, s: sp.Expr, p: sp.Expr) -> sp.Expr | None:
+        if s.is_number and p.is_number:
+            return s ** (1 / p)
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        s, p = self.args
+        if argindex == 1:
+            return sp.Piecewise((s ** (1 / p - 1) / p, s > 0), (0, True))
+        return -self * sp.log(s) / p**2
+
+    def _eval_is_real(self) -> bool | None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -262,7 +318,10 @@ class ArgRole:
     * ``"axis"``: a vector along ``axis`` in each sample (logits and probabilities over classes;
       class weights, one value per class);
     * ``"index"``: one index into ``axis`` per sample (a class-index target);
-    * ``"index_set"``, ``"length"``: indices terminated by -1, sequence lengths (losses of part 2);
+    * ``"index_set"``: class indices terminated by the first -1, one set per sample (the (N, C) target
+      of multilabel_margin_loss); the spec writes it as the count of each class in the set (its
+      ``IndexedBase``), which the oracle computes from the prefix;
+    * ``"length"``: sequence lengths;
     * ``"scalar"``: an option (``Param``).
 
     ``positional``: passed positionally (``Loss.tensors``, torch.nn.functional order), else by
@@ -288,11 +347,19 @@ def _roles(v: Variant) -> dict[str, ArgRole]:
     positional = set(loss.tensors) if loss is not None else {a.name for a in v.args if not a.optional}
     out: dict[str, ArgRole] = {}
     for a in v.args:
-        role: Role = "element" if a.axis == "element" else "axis" if a.axis == "class" else "index"
+        role: Role = (
+            "element"
+            if a.axis == "element"
+            else "axis"
+            if a.axis in ("class", "feature")
+            else "index_set"
+            if a.axis == "index_set"
+            else "index"
+        )
         out[a.name] = ArgRole(
             a.name,
             role,
-            None if a.axis == "element" else CLASS_AXIS,
+            None if a.axis == "element" else FEATURE_AXIS if a.axis == "feature" else CLASS_AXIS,
             a.broadcast,
             a.name in positional,
             a.optional,
@@ -417,7 +484,7 @@ def symbols_for(args: tuple[Arg, ...], params: tuple[Param, ...]) -> dict[str, s
     """The SymPy object each argument and option is written with, keyed by its torch name."""
     out: dict[str, sp.Basic] = {}
     for a in args:
-        if a.axis == "class":
+        if a.axis in ("class", "feature", "index_set"):
             out[a.name] = sp.IndexedBase(a.name, real=True)
         elif a.axis == "index":
             out[a.name] = sp.Symbol(a.name, integer=True)
@@ -427,7 +494,12 @@ def symbols_for(args: tuple[Arg, ...], params: tuple[Param, ...]) -> dict[str, s
         if p.kind == "flag":
             out[p.name] = sp.Symbol(p.name)  # a boolean: the condition of a Piecewise
         else:
-            out[p.name] = sp.Symbol(p.name, integer=True) if p.integer else sp.Symbol(p.name, real=True)
+            # a domain of positive reals says so: SymPy then knows powers like |u|^p are real
+            positive = bool(p.domain.is_subset(sp.Interval.open(0, sp.oo)))
+            assume = {"positive": True} if positive else {"real": True}
+            out[p.name] = (
+                sp.Symbol(p.name, integer=True, **assume) if p.integer else sp.Symbol(p.name, **assume)
+            )
     return out
 
 

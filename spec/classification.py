@@ -21,6 +21,8 @@ from spec._core import (
     C,
     Convention,
     Param,
+    choice,
+    hinge,
     i,
     k,
     loss,
@@ -284,3 +286,77 @@ def cross_entropy__probabilities(
     eps = label_smoothing
     smoothed = (1 - eps) * target[k] + eps / C
     return sp.Sum(-weight[k] * smoothed * _log_softmax(input, k), (k, 0, C - 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# multi_margin_loss
+
+
+def _hinge_strict(z: sp.Expr, p: sp.Expr = sp.S.One) -> sp.Expr:
+    """max(0, z)^p as torch's margin kernels compute it: a term counts where ``z > 0`` (strictly),
+    so at the kink the gradient is 0 (LossMultiMargin.cpp, LossMultiLabelMargin.cpp)."""
+    return hinge(z, 0) ** p
+
+
+@loss(
+    family="classification",
+    signature=("input", "target", "p", "margin", "weight"),
+    args=(
+        Arg("input", REAL, axis="class", differentiable=True),
+        Arg("target", CLASS_INDEX, axis="index"),
+        # not differentiable: the native kernel has no weight gradient (torch raises if asked)
+        Arg("weight", NONNEGATIVE, axis="class", optional=True, broadcast="class"),
+    ),
+    params=(
+        choice("p", 1, (1, 2), "the power of each hinge: 1 or 2"),
+        Param("margin", 1.0, sp.Reals, "by how much the target logit should exceed the others"),
+    ),
+)
+def multi_margin_loss(
+    input: sp.IndexedBase, target: sp.Symbol, weight: sp.IndexedBase, p: sp.Symbol, margin: sp.Symbol
+) -> sp.Expr:
+    r"""Multi-class hinge: every other class's logit should be below the target's by the margin.
+
+    .. math:: \ell = \frac{1}{C} \sum_{k \ne y} w_y \max(0,\; \text{margin} - x_y + x_k)^p
+
+    The weight is the TARGET class's, multiplying each term; ``reduction='mean'`` divides by the
+    number of samples (not by the weights). Shapes (C) with a 0-d target, or (N, C) with (N).
+    Convention: torch.nn.functional.multi_margin_loss (LossMultiMargin.cpp): a term counts where
+    margin - x_y + x_k > 0, so the gradient is 0 at the kink.
+    Reference: PyTorch documentation, ``torch.nn.MultiMarginLoss``.
+    """
+    z = margin - input[target] + input[k]
+    return (
+        sp.Sum((1 - sp.KroneckerDelta(k, target)) * weight[target] * _hinge_strict(z, p), (k, 0, C - 1)) / C
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# multilabel_margin_loss
+
+
+@loss(
+    family="classification",
+    signature=("input", "target"),
+    args=(
+        Arg("input", REAL, axis="class", differentiable=True),
+        # the class indices of each sample, terminated by the first -1: written here as the count
+        # of each class among them (``ArgRole`` "index_set"), which the oracle computes
+        Arg("target", CLASS_INDEX, axis="index_set"),
+    ),
+)
+def multilabel_margin_loss(input: sp.IndexedBase, target: sp.IndexedBase) -> sp.Expr:
+    r"""Multi-label hinge: every target class's logit should exceed every non-target's by 1.
+
+    .. math:: \ell = \frac{1}{C} \sum_{k} c_k \sum_{i : c_i = 0} \max(0,\; 1 - (x_k - x_i))
+
+    where :math:`c_k` is how many times class k appears in the sample's target before its first
+    -1 (the rest is ignored; torch counts a repeated class once per appearance). Shapes (C) or
+    (N, C), target of input's shape; ``reduction='mean'`` divides by N.
+    Convention: torch.nn.functional.multilabel_margin_loss (LossMultiLabelMargin.cpp): a term
+    counts where 1 - x_k + x_i > 0, so the gradient is 0 at the kink.
+    Reference: PyTorch documentation, ``torch.nn.MultiLabelMarginLoss``.
+    """
+    non_target = sp.Max(0, 1 - target[i])  # 1 where class i is not in the set, else 0 (counts >= 1)
+    body = target[k] * non_target * _hinge_strict(1 - input[k] + input[i])
+    return sp.Sum(body, (i, 0, C - 1), (k, 0, C - 1)) / C

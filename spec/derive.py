@@ -46,13 +46,13 @@ def tidy_sums(e: sp.Expr) -> sp.Expr:
     ``j`` and for class-index targets (validated before evaluation).
     """
 
-    def visit(s: sp.Sum) -> sp.Expr:
-        (d, lo, hi) = s.limits[0]
+    def one(function: sp.Expr, limit: tuple[sp.Basic, sp.Basic, sp.Basic]) -> sp.Expr:
+        (d, lo, hi) = limit
         out: list[sp.Expr] = []
         # expand only what must be: terms with a delta on the dummy (to collapse) or free of it
         # (to pull out); (1 - y)·f(k) stays a product, not f(k) - y·f(k), which cancels
         terms = []
-        for t in sp.Add.make_args(s.function):
+        for t in sp.Add.make_args(function):
             if t.has(sp.KroneckerDelta) or not t.has(d):
                 terms.extend(sp.Add.make_args(sp.expand_mul(t)))
             else:
@@ -72,7 +72,25 @@ def tidy_sums(e: sp.Expr) -> sp.Expr:
                 out.append(indep * sp.Sum(dep, (d, lo, hi)))
         return sp.Add(*out)
 
+    def visit(s: sp.Sum) -> sp.Expr:
+        # SymPy writes Σ_k Σ_i f as one Sum with two limits, the innermost first: each in turn
+        out = s.function
+        for limit in s.limits:
+            out = one(out, limit)
+        return out
+
     return e.replace(lambda x: isinstance(x, sp.Sum), visit)
+
+
+def merge_powers(e: sp.Expr) -> sp.Expr:
+    """``|u|^p / |u|`` → ``|u|^(p - 1)``: SymPy writes the derivative of a symbolic power ``b^p`` as
+    ``p·b^p/b``, which is 0/0 where ``b = 0`` although the derivative is defined there (the p-norm's
+    ``|u_j|^(p-1)·sign(u_j)`` at ``u_j = 0``). Powers of one base in a product are merged."""
+
+    def symbolic(m: sp.Basic) -> bool:
+        return isinstance(m, sp.Mul) and any(isinstance(f, sp.Pow) and not f.exp.is_Number for f in m.args)
+
+    return e.replace(symbolic, lambda m: sp.powsimp(m, combine="exp", deep=False))
 
 
 def _identity(e: sp.Expr) -> sp.Expr:
@@ -89,7 +107,7 @@ def derive(variant: Variant, transform: Transform = _identity) -> ClosedForms:
     grads: dict[str, sp.Expr] = {}
     for name in variant.differentiable:
         override = variant.grad_override(name)
-        g = override if override is not None else sp.diff(value, wrt(variant, name))
+        g = override if override is not None else merge_powers(sp.diff(value, wrt(variant, name)))
         grads[name] = tidy_sums(transform(tidy_sums(g)))
     return ClosedForms(variant, tidy_sums(value), grads)
 

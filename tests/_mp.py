@@ -92,8 +92,20 @@ def _mp_xlogy(x: Any, y: Any) -> Any:
     return mpmath.mpf(0) if x == 0 else x * mpmath.log(y)
 
 
-#: the spec's own functions (``spec._core.xlogy``) in mpmath
-_MP_FUNCS = {"xlogy": _mp_xlogy}
+def _mp_heaviside(z: Any, h0: Any = 0.5) -> Any:
+    return mpmath.mpf(1) if z > 0 else mpmath.mpf(0) if z < 0 else mpmath.mpf(h0)
+
+
+def _mp_hinge(v: Any, h0: Any) -> Any:
+    return v if v > 0 else mpmath.mpf(0)
+
+
+def _mp_root(s: Any, p: Any) -> Any:
+    return mpmath.mpf(0) if s == 0 else s ** (1 / mpmath.mpf(p))
+
+
+#: the spec's own functions (``spec._core``) and SymPy's Heaviside in mpmath
+_MP_FUNCS = {"xlogy": _mp_xlogy, "Heaviside": _mp_heaviside, "hinge": _mp_hinge, "root": _mp_root}
 
 
 def _flat(key: str, point: Point) -> dict[str, float]:
