@@ -114,6 +114,42 @@ TORCH_ACCEPTS: dict[tuple[str, str], str] = {
     ),
     ("gaussian_nll_loss", "eps-lower-bound"): "gaussian_nll_loss(..., eps=0.0) -> tensor(0.0312)",
     ("gaussian_nll_loss", "eps-below-domain"): "gaussian_nll_loss(..., eps=-1.0) -> tensor(0.0312)",
+    ("multi_margin_loss", "input-0d"): "multi_margin_loss(tensor(0.5), tensor(0)) -> tensor(0.): one class",
+    ("multilabel_margin_loss", "input-0d"): "multilabel_margin_loss(tensor(0.5), tensor(0)) -> tensor(0.)",
+    ("cosine_embedding_loss", "input1-integer"): (
+        "cosine_embedding_loss(int64 (2, 3), float (2, 3), target) -> tensor(0.): promoted"
+    ),
+    ("cosine_embedding_loss", "input2-integer"): (
+        "cosine_embedding_loss(float (2, 3), int64 (2, 3), target) -> tensor(0.): promoted"
+    ),
+    (
+        "triplet_margin_loss",
+        "anchor-integer",
+    ): "triplet_margin_loss(int64 anchor, ...) -> tensor(1.): promoted",
+    ("triplet_margin_loss", "positive-integer"): (
+        "triplet_margin_loss(anchor, int64 positive, negative) -> tensor(2.2622): promoted"
+    ),
+    ("triplet_margin_loss", "negative-integer"): (
+        "triplet_margin_loss(anchor, positive, int64 negative) -> tensor(0.0670): promoted"
+    ),
+    ("triplet_margin_loss", "anchor-0d"): (
+        "triplet_margin_loss(tensor(.5), tensor(.5), tensor(.5)) -> tensor(1.0000): a norm of one element"
+    ),
+    ("triplet_margin_loss", "p-below-domain"): (
+        "triplet_margin_loss(..., p=0.0) -> tensor(1.): p is not checked (p = 0 counts non-zeros)"
+    ),
+    ("triplet_margin_with_distance_loss", "anchor-integer"): (
+        "triplet_margin_with_distance_loss(int64 anchor, ...) -> tensor(1.): promoted"
+    ),
+    ("triplet_margin_with_distance_loss", "positive-integer"): (
+        "triplet_margin_with_distance_loss(anchor, int64 positive, negative) -> a value: promoted"
+    ),
+    ("triplet_margin_with_distance_loss", "negative-integer"): (
+        "triplet_margin_with_distance_loss(anchor, positive, int64 negative) -> a value: promoted"
+    ),
+    ("triplet_margin_with_distance_loss", "anchor-0d"): (
+        "triplet_margin_with_distance_loss(tensor(.5), tensor(.5), tensor(.5)) -> tensor(1.0000)"
+    ),
 }
 
 
@@ -126,6 +162,10 @@ def valid_case(v: Variant, dtype: DType = "float32") -> Case:
             continue
         if v.roles[a.name].role == "index":
             arrays[a.name] = np.array([2, 0], dtype=np.int64)
+        elif v.roles[a.name].role == "index_set":  # {2, 0} and {0, 1}, each ended by -1
+            arrays[a.name] = np.array([[2, 0, -1], [0, 1, -1]], dtype=np.int64)
+        elif v.roles[a.name].role == "element" and v.sample_axis is not None:  # one per sample
+            arrays[a.name] = np.full(SHAPE[:1], _INSIDE.get(a.domain.kind, 0.5))
         else:
             arrays[a.name] = np.full(SHAPE, _INSIDE.get(a.domain.kind, 0.5))
     return Case(v.loss, v.name, dtype, arrays, {}, "mean")
@@ -189,18 +229,21 @@ def derived(v: Variant, dtype: DType = "float32") -> list[BadInput]:
     if v.sample_axis is not None:
         c = SHAPE[-1]  # the class axis is dim 1 of (N, C) or its last dim: C = 3 either way
         ints = np.array([[0, 1, 2], [1, 0, 1]], dtype=np.int64)
-        add("input-integer", "input", "integer logits", arrays={"input": ints})
-        zero_d: dict[str, Array] = {"input": np.array(0.5)}
+        add(f"{first}-integer", first, f"integer {first}", arrays={first: ints})
+        zero_d: dict[str, Array] = {first: np.array(0.5)}
         for a in v.args:
-            if not a.optional and a.name != "input":
+            if not a.optional and a.name != first:
                 zero_d[a.name] = (
                     np.array(0)
-                    if v.roles[a.name].role == "index"
+                    if v.roles[a.name].role in ("index", "index_set")
                     else np.array(_INSIDE.get(a.domain.kind, 0.5))
                 )
-        add("input-0d", "input", "a 0-d input (no class axis)", arrays=zero_d)
+        add(f"{first}-0d", first, f"a 0-d {first} (no {v.sample_axis.name} axis)", arrays=zero_d)
+        if v.input_ndims and 3 not in v.input_ndims:
+            three = {n: np.broadcast_to(a[None], (1, *a.shape)).copy() for n, a in base.arrays.items()}
+            add(f"{first}-3d", first, f"a 3-d {first} ((C) or (N, C) only)", arrays=three)
         for a in v.args:
-            if a.name == "input":
+            if a.name == first:
                 continue
             if a.optional:
                 if a.broadcast == "class":
@@ -221,6 +264,24 @@ def derived(v: Variant, dtype: DType = "float32") -> list[BadInput]:
                     arrays={a.name: np.array([2, 0, 1], dtype=np.int64)})  # fmt: skip
                 add(f"{a.name}-float", a.name, "floating-point class indices (not of input's shape)",
                     arrays={a.name: np.array([2.0, 0.0])})  # fmt: skip
+                continue
+            if v.roles[a.name].role == "index_set":
+                sets = base.arrays[a.name]
+                for id_, val, why in (
+                    (f"{a.name}-index-too-large", c, f"class index {c} for {c} classes"),
+                    (f"{a.name}-index-below-minus-one", -2, "class index -2 (only -1 ends a set)"),
+                ):
+                    bad = sets.copy()
+                    bad[0, 0] = val
+                    add(id_, a.name, why, arrays={a.name: bad}, device_assert=True)
+                add(f"{a.name}-float", a.name, "floating-point class indices",
+                    arrays={a.name: sets.astype(np.float64)})  # fmt: skip
+                add(f"{a.name}-shape-mismatch", a.name, f"{a.name} of shape {mismatch} for input {SHAPE}",
+                    arrays={a.name: np.full(mismatch, -1, dtype=np.int64)})  # fmt: skip
+                continue
+            if v.roles[a.name].role == "element":  # one value per sample
+                add(f"{a.name}-shape", a.name, f"3 values of {a.name} for a batch of 2",
+                    arrays={a.name: np.full((3,), base.arrays[a.name].flat[0])})  # fmt: skip
                 continue
             add(f"{a.name}-integer", a.name, f"an integer {a.name} of input's shape",
                 arrays={a.name: np.ones(SHAPE, dtype=np.int64)})  # fmt: skip

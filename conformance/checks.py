@@ -219,7 +219,8 @@ def sample(case: Case, n: int) -> Case:
         arg = v.arg(k)
         full = (
             a.ndim == nd
-            or (v.roles[k].role == "index" and a.ndim == nd - 1)  # one class index per sample
+            # one class index (or one label: cosine_embedding_loss's) per sample
+            or (v.roles[k].role in ("index", "element") and v.sample_axis is not None and a.ndim == nd - 1)
             or (arg.broadcast == "var" and a.shape == lead.shape[:-1])  # one variance per sample
         )
         arrays[k] = a[n : n + 1] if full and a.ndim and a.shape[0] == lead.shape[0] else a

@@ -298,6 +298,113 @@ def _weighted_means() -> tuple[Divergence, ...]:
     return tuple(out)
 
 
+def _empty_batch_reduced(case: Case, wrt: Sequence[str]) -> bool:
+    """A batch of no samples reduced by 'mean' or 'sum'."""
+    from spec import REGISTRY
+
+    first = case.arrays[REGISTRY[case.loss].tensors[0]]
+    return case.reduction in ("mean", "sum") and first.ndim == 2 and first.shape[0] == 0
+
+
+def _empty_batch_garbage(loss: str) -> Divergence:
+    return Divergence(
+        id=f"{loss.replace('_', '-')}-empty-batch-uninitialised",
+        backends="torch-cpu",
+        loss=loss,
+        dtypes=("float64", "float32"),
+        library="torch",
+        versions="2.13.*",
+        reason=(
+            f"{loss} on a batch of 0 samples with reduction 'mean' or 'sum' returns uninitialised "
+            "memory on CPU (the kernel allocates the 0-d output and never writes it), where the spec "
+            "says 'sum' is 0 and 'mean' NaN (0/0). Measured on torch 2.13.0+cpu, float64: "
+            f"{loss}(zeros(0, 3), ...) three times in a row -> 'mean' 3.3094e-207, 3.3665e-198, "
+            "6.9121e-310 (multi_margin_loss) and 'sum' 0., 6.9121e-310, 0. (multilabel_margin_loss): "
+            "a different value from call to call."
+        ),
+        hits=_empty_batch_reduced,
+        # no witness: the value is whatever the allocator hands back, 0 now and then (a strict xfail
+        # would flake); the empty-batch special point checks that it is recognised
+        witnesses=(),
+    )
+
+
+def _cosine_float16_eps_vanishes(case: Case, wrt: Sequence[str]) -> bool:
+    """float16: torch forms Σx1² + ε, Σx2² + ε and their product in float16, where ε = 1e-12
+    rounds to 0 and the product overflows above 65504. Hit where either squared norm is 0 in
+    float16 (0/0), or the product of the two, rounded, is inf (cos = 0)."""
+    with np.errstate(all="ignore"):
+        sq = []
+        for name in ("input1", "input2"):
+            x = case.arrays[name].astype(np.float16)
+            sq.append(np.sum(x * x, axis=-1, dtype=np.float32).astype(np.float16))
+        prod = (sq[0] * sq[1]).astype(np.float16)
+    return bool(np.any((sq[0] == 0) | (sq[1] == 0) | ~np.isfinite(prod)))
+
+
+def _triplet_norm_backward_underflows(case: Case, wrt: Sequence[str]) -> bool:
+    """torch's p-norm backward (p not 1 or 2) divides by norm^(p-1) and multiplies by
+    u·|u|^(p-2) in the dtype: where norm^(p-1) leaves the dtype's range (below 2 / max: upstream
+    over it overflows; above max / 2) while the norm itself is finite and not 0 (its forward is
+    scaled), the gradient is inf·0 = NaN, or inf. Hit where any of the case's three distances is."""
+    import math
+
+    from conformance.errormodel import _FINFO
+
+    p = float(case.options.get("p", 2.0))
+    if not wrt or p in (1.0, 2.0):
+        return False
+    eps = float(case.options.get("eps", 1e-6))
+    a, pos, neg = (np.asarray(case.arrays[n], np.float64) for n in ("anchor", "positive", "negative"))
+    log_big = math.log(_FINFO[case.dtype][1] / 2)
+    with np.errstate(all="ignore"):
+        for x, y in ((a, pos), (a, neg), (pos, neg)):
+            u = np.abs(x - y + eps)
+            m = np.max(u, axis=-1, keepdims=True) if u.ndim else u
+            m = np.where(m > 0, m, 1.0)
+            log_d = np.log(m[..., 0] if u.ndim else m) + np.log(np.sum((u / m) ** p, axis=-1)) / p
+            log_pow = (p - 1) * log_d  # log of norm^(p-1); -inf where the norm is 0 (masked by torch)
+            if np.any(np.isfinite(log_pow) & ((log_pow < -log_big) | (log_pow > log_big))):
+                return True
+    return False
+
+
+def _triplet_underflow() -> Divergence:
+    loss = "triplet_margin_loss"
+    zeros = {"anchor": np.zeros((1, 1)), "positive": np.zeros((1, 1)), "negative": np.zeros((1, 1))}
+    return Divergence(
+        id="triplet-margin-loss-norm-backward-out-of-range",
+        backends="torch-*",
+        loss=loss,
+        dtypes=("float64", "float32", "float16", "bfloat16"),
+        library="torch",
+        versions="2.13.*",
+        reason=(
+            "the gradient through pairwise_distance with p other than 1 and 2 is NaN where the "
+            "distance is tiny but not 0, or large: torch's norm forward is scaled, but its backward "
+            "forms grad / norm^(p-1) and u·|u|^(p-2) in the dtype, which underflow or overflow to "
+            "inf·0. Measured on torch 2.13.0+cpu: triplet_margin_loss(zeros(1, 1) ×3, p=3, "
+            "eps=1e-30) in float32 -> gradients [nan] ×3 (spec [0], [-1], [1]); float64, negative "
+            "ones(1, 1), eps=1e-200 -> anchor and positive gradients nan; float16, negative 16, "
+            "p=5, eps=0 -> nan (16^4 overflows)."
+        ),
+        hits=_triplet_norm_backward_underflows,
+        witnesses=(
+            (
+                Case(
+                    loss,
+                    "default",
+                    "float32",
+                    zeros,
+                    {"margin": 1.0, "p": 3.0, "eps": 1e-30, "swap": False},
+                    "none",
+                ),
+                ("anchor",),
+            ),
+        ),
+    )
+
+
 DIVERGENCES: tuple[Divergence, ...] = (
     Divergence(
         id="bce-float16-grad-0-over-0",
@@ -609,6 +716,40 @@ DIVERGENCES: tuple[Divergence, ...] = (
         ),
     ),
     *_weighted_means(),
+    _empty_batch_garbage("multi_margin_loss"),
+    _empty_batch_garbage("multilabel_margin_loss"),
+    Divergence(
+        id="cosine-embedding-float16-eps-vanishes",
+        backends="torch-*",
+        loss="cosine_embedding_loss",
+        dtypes=("float16",),
+        library="torch",
+        versions="2.13.*",
+        reason=(
+            "float16: the loss is NaN for a zero vector, where the spec's cos = 0 / sqrt(ε·ε) = 0 "
+            "(ε = 1e-12 added to each squared norm): torch adds ε in float16, where it rounds to 0, "
+            "and divides 0 by 0 (float32, bfloat16 and float64 keep ε). Measured on torch "
+            "2.13.0+cpu: cosine_embedding_loss(zeros(1, 1), zeros(1, 1), tensor([-1.]), "
+            "'none') in float16 -> [nan] (spec 0). Likewise the product of the squared norms "
+            "overflows float16: input1 [4, 0], input2 [64, 0], y = 1 -> 1. (16·4096 > 65504: "
+            "cos = 0; spec 3.1e-14)."
+        ),
+        hits=_cosine_float16_eps_vanishes,
+        witnesses=(
+            (
+                Case(
+                    "cosine_embedding_loss",
+                    "default",
+                    "float16",
+                    {"input1": np.zeros((1, 1)), "input2": np.zeros((1, 1)), "target": np.array([-1.0])},
+                    {"margin": 0.0},
+                    "none",
+                ),
+                (),
+            ),
+        ),
+    ),
+    _triplet_underflow(),
 )
 
 

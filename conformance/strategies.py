@@ -98,9 +98,8 @@ def param_value(p: Param, dtype: DType) -> st.SearchStrategy[Any]:
     lo, hi = float(p.domain.inf), float(p.domain.sup)
     lo_draw, hi_draw = max(lo, -8.0), min(hi, 8.0)
     specials = [float(p.default), *(x for x in (lo, hi) if np.isfinite(x) and p.admits(x))]
-    raw = st.one_of(
-        st.sampled_from(specials), st.floats(lo_draw, hi_draw), st.floats(lo_draw, min(hi_draw, 1e-2))
-    )
+    small = st.floats(lo_draw, min(hi_draw, 1e-2)) if lo_draw < 1e-2 else st.nothing()
+    raw = st.one_of(st.sampled_from(specials), st.floats(lo_draw, hi_draw), small)
     return raw.map(lambda x: float(round_to(x, dtype))).filter(p.admits)
 
 
@@ -110,16 +109,33 @@ def element_shapes(draw: st.DrawFn, min_size: int = 1) -> tuple[int, ...]:
 
 
 @st.composite
-def class_shapes(draw: st.DrawFn, min_size: int = 1, last: bool = False) -> tuple[int, ...]:
+def class_shapes(
+    draw: st.DrawFn, min_size: int = 1, last: bool = False, ndims: tuple[int, ...] = ()
+) -> tuple[int, ...]:
     """(C), (N, C) or (N, C, d1, ..., dk) with k <= 2; with ``last``, the class axis last:
-    (C), (N, C), (N, d1, ..., C)."""
+    (C), (N, C), (N, d1, ..., C); ``ndims``: only these numbers of dims."""
     c = draw(st.integers(1, 5))
-    ndim = draw(st.integers(1, 4))
+    ndim = draw(st.sampled_from(ndims) if ndims else st.integers(1, 4))
     if ndim == 1:
         return (c,)
     n = draw(st.integers(min_size, 4))
     spatial = tuple(draw(st.lists(st.integers(1, 3), min_size=ndim - 2, max_size=ndim - 2)))
     return (n, *spatial, c) if last else (n, c, *spatial)
+
+
+@st.composite
+def index_sets(draw: st.DrawFn, shape: tuple[int, ...], c: int, cdim: int) -> Array:
+    """multilabel_margin_loss's targets: per sample, class indices (repeats allowed) ended by -1,
+    then any entries in [-1, C) (torch reads them, and checks their range, but ignores them)."""
+    n = int(np.prod(shape)) // c if c else 0
+    rows = []
+    for _ in range(n):
+        m = draw(st.integers(0, c))
+        labels = draw(st.lists(st.integers(0, c - 1), min_size=m, max_size=m))
+        rest = draw(st.lists(st.integers(-1, c - 1), min_size=c - m, max_size=c - m))
+        rows.append(labels + ([-1, *rest[1:]] if m < c else []))
+    moved = (*shape[:cdim], *shape[cdim + 1 :], c)
+    return np.moveaxis(np.array(rows, dtype=np.int64).reshape(moved), -1, cdim)
 
 
 @st.composite
@@ -158,7 +174,7 @@ def cases(
     options: dict[str, Any] = {}
     if variant.sample_axis is not None:
         last = variant.class_dim == "last"
-        shape = shape or draw(class_shapes(last=last))
+        shape = shape or draw(class_shapes(last=last, ndims=variant.input_ndims))
         cdim = len(shape) - 1 if last or len(shape) == 1 else 1
         c = shape[cdim]
         sample = shape[:cdim] + shape[cdim + 1 :]
@@ -191,6 +207,12 @@ def cases(
             else:  # broadcastable to input without enlarging it
                 ashape = draw(broadcast_shape(shape))
             arrays[a.name] = draw(values(a.domain_for(options).kind, dtype, ashape))
+        elif variant.roles[a.name].role == "index_set":
+            arrays[a.name] = draw(
+                index_sets(shape, c, len(shape) - 1 if variant.class_dim == "last" or len(shape) == 1 else 1)
+            )
+        elif variant.roles[a.name].role == "element" and variant.sample_axis is not None:
+            arrays[a.name] = draw(values(a.domain_for(options).kind, dtype, sample))  # one per sample
         elif variant.roles[a.name].role == "index":
             choices = list(range(c)) + ([ignore] if ignore is not None and ignore < 0 else [])
             n = int(np.prod(sample)) if sample else 1

@@ -30,8 +30,13 @@ def test_convention_point(
 def _empty(v: Variant) -> Case:
     """A batch of 0 samples: (0, 3) logits and (0,) indices, or (0, 2) elements."""
     shape: tuple[int, ...] = (0, 3) if v.sample_axis is not None else (0, 2)
+    per_sample = shape[:1] if v.sample_axis is not None else shape  # a class index, a label
     arrays = {
-        a.name: np.zeros((0,), np.int64) if v.roles[a.name].role == "index" else np.zeros(shape)
+        a.name: np.zeros(per_sample, np.int64)
+        if v.roles[a.name].role == "index"
+        else np.zeros(shape, np.int64)
+        if v.roles[a.name].role == "index_set"
+        else np.zeros(per_sample if v.roles[a.name].role == "element" else shape)
         for a in v.args
         if not a.optional
     }

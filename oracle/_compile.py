@@ -42,6 +42,9 @@ class Form:
     fn: Lowered
     scale: Lowered
     switches: tuple[Switch, ...]
+    #: the branches of the scale expression itself (a step's factor in a product is 0 or 1): a
+    #: branch of ``fn`` flipped near its boundary flips the same condition here too
+    scale_switches: tuple[Switch, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,16 @@ def _form(e: sp.Expr, names: tuple[str, ...], idx: frozenset[str], out: tuple[sp
     e = _distribute_small(sp.factor_terms(e))
     fn = lower(e, names, idx, out)
     switches = tuple(Switch(lower(m, names, idx), lower(scale(m), names, idx)) for m in fn.switches)
-    return Form(fn, lower(scale(e), names, idx, out), switches)
+    sc = lower(scale(e), names, idx, out)
+    known = {m: sw for m, sw in zip(fn.switches, switches, strict=True)}
+    # only the scale's branches on the same conditions as fn's (the others are the scale's own
+    # case splits, not decisions a rounding can flip)
+    sc_switches = tuple(known.get(m, _NEVER) for m in sc.switches)
+    return Form(fn, sc, switches, sc_switches)
+
+
+#: a switch that never flips (its margin's scale is 0)
+_NEVER = Switch(lower(sp.Integer(1), (), frozenset()), lower(sp.Integer(0), (), frozenset()))
 
 
 @cache

@@ -237,13 +237,11 @@ def _prepare_classes(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _Prepa
     assert axis is not None
     x = _float_array(first, bound[first])
     if x.ndim == 0:
-        raise _fail(
-            first,
-            f"a 0-d array is not {axis.name} vectors: shape (C), (N, C) or (N, C, d1, ..., dk)"
-            if axis.name == "class"
-            else "vectors of shape (D) or (N, D)",
-            "a 0-d array",
-        )
+        shapes = "(C), (N, C) or (N, C, d1, ..., dk)" if axis.name == "class" else "(D) or (N, D)"
+        raise _fail(first, f"{axis.name} vectors of shape {shapes}", "a 0-d array")
+    if v.input_ndims and x.ndim not in v.input_ndims:
+        want = " or ".join(f"{n}-d" for n in v.input_ndims)
+        raise _fail(first, f"a {want} array ((C) or (N, C): no extra dims)", f"shape {x.shape}")
     cdim = x.ndim - 1 if v.class_dim == "last" or x.ndim == 1 else 1
     c = x.shape[cdim]
     xs = np.moveaxis(x, cdim, -1)
@@ -410,7 +408,16 @@ def _per_element(
                     other = np.asarray(form.fn(env, {n: near}), dtype=dtype)
                     other = np.where(np.isnan(other) & ~np.isnan(val), val, other)
                     lo, hi = np.fmin(lo, other), np.fmax(hi, other)
-                    sc = np.maximum(sc, np.abs(np.asarray(form.scale(env), dtype=dtype)))
+            # the error scale of the other side too, with the same conditions flipped in it
+            flips = {}
+            for n, sw in enumerate(form.scale_switches):
+                m = np.asarray(sw.margin(env))
+                ms = np.asarray(sw.scale(env))
+                near = (np.abs(m) <= branch_tol * ms) & (ms > 0)
+                if near.any():
+                    flips[n] = near
+            if flips:
+                sc = np.maximum(sc, np.abs(np.asarray(form.scale(env, flips), dtype=dtype)))
     shape = np.broadcast_shapes(val.shape, lo.shape, hi.shape, sc.shape)
     out = tuple(np.broadcast_to(a, shape) for a in (val, lo, hi, sc))
     if dtype is np.float64 and _WIDE is not None and not all(np.isfinite(a).all() for a in out):

@@ -395,12 +395,15 @@ class Variant:
     doc: str
     properties: tuple[str, ...]
     reductions: tuple[Reduction, ...] = REDUCTIONS
-    #: where the class axis of a multi-class input sits: dim 1 of (N, C, d1, ...) (dim 0 of (C)),
-    #: or the last dim (multilabel_soft_margin_loss)
+    #: where the sample axis sits: dim 1 of (N, C, d1, ...) (dim 0 of (C)), or the last dim
+    #: (multilabel_soft_margin_loss's classes; the feature axis of embedding losses)
     class_dim: Literal["second", "last"] = "second"
     #: reduction -> the UserWarning torch's contract emits on every call with it (kl_div's 'mean');
     #: the other warning of the contract is the "warn" shape role of ``Arg.broadcast``
     reduction_warnings: Mapping[str, str] = field(default_factory=dict)
+    #: the numbers of dims the first tensor may have (empty: any its axis allows); multi_margin_loss
+    #: takes (C) or (N, C) only, with no extra dims
+    input_ndims: tuple[int, ...] = ()
 
     @property
     def key(self) -> str:
@@ -517,6 +520,7 @@ def loss(
     reductions: tuple[Reduction, ...] = REDUCTIONS,
     class_dim: Literal["second", "last"] = "second",
     reduction_warnings: Mapping[str, str] | None = None,
+    input_ndims: tuple[int, ...] = (),
 ) -> Callable[[Callable[..., sp.Expr]], Callable[..., sp.Expr]]:
     """Register the decorated function's expression as a variant of loss ``fn.__name__``.
 
@@ -556,6 +560,7 @@ def loss(
             reductions=reductions,
             class_dim=class_dim,
             reduction_warnings=dict(reduction_warnings or {}),
+            input_ndims=input_ndims,
         )
         old = REGISTRY.get(name)
         variants = (old.variants if old else ()) + (v,)

@@ -311,6 +311,7 @@ def _hinge_strict(z: sp.Expr, p: sp.Expr = sp.S.One) -> sp.Expr:
         choice("p", 1, (1, 2), "the power of each hinge: 1 or 2"),
         Param("margin", 1.0, sp.Reals, "by how much the target logit should exceed the others"),
     ),
+    input_ndims=(1, 2),
 )
 def multi_margin_loss(
     input: sp.IndexedBase, target: sp.Symbol, weight: sp.IndexedBase, p: sp.Symbol, margin: sp.Symbol
@@ -344,6 +345,7 @@ def multi_margin_loss(
         # of each class among them (``ArgRole`` "index_set"), which the oracle computes
         Arg("target", CLASS_INDEX, axis="index_set"),
     ),
+    input_ndims=(1, 2),
 )
 def multilabel_margin_loss(input: sp.IndexedBase, target: sp.IndexedBase) -> sp.Expr:
     r"""Multi-label hinge: every target class's logit should exceed every non-target's by 1.

@@ -14,7 +14,7 @@ from functools import cache
 
 import sympy as sp
 
-from spec._core import REGISTRY, Variant, j
+from spec._core import NAMED_AXES, REGISTRY, Variant, j
 
 Transform = Callable[[sp.Expr], sp.Expr]
 
@@ -38,6 +38,14 @@ def wrt(variant: Variant, name: str) -> sp.Basic:
     return sym[j] if variant.roles[name].role == "axis" else sym  # type: ignore[index]
 
 
+def _masks_index(f: sp.Expr, d: sp.Symbol) -> bool:
+    """``f`` (a sum) holds deltas only of the dummy ``d`` and a class-index argument (not another
+    dummy, like the gradient component ``j``): a mask, not a component to collapse onto."""
+    dummies = {x for ax in NAMED_AXES for x in ax.dummies}
+    deltas = list(f.atoms(sp.KroneckerDelta))
+    return all(d in kd.args and not (set(kd.args) - {d}) & dummies for kd in deltas)
+
+
 def tidy_sums(e: sp.Expr) -> sp.Expr:
     """Put class-axis sums in the form the oracle lowers: one Sum per term, factors that do not
     depend on the dummy pulled out, and ``Σ_k f(k) δ(k, a)`` collapsed to ``f(a)``.
@@ -54,7 +62,15 @@ def tidy_sums(e: sp.Expr) -> sp.Expr:
         terms = []
         for t in sp.Add.make_args(function):
             if t.has(sp.KroneckerDelta) or not t.has(d):
-                terms.extend(sp.Add.make_args(sp.expand_mul(t)))
+                # a mask 1 - δ(k, y) (y a class index: multi_margin_loss's k ≠ y) stays whole:
+                # expanded, Σ_k f - f(y) would cancel where the masked term is large
+                masks = {
+                    f: sp.Dummy("mask")
+                    for f in sp.Mul.make_args(t)
+                    if isinstance(f, sp.Add) and f.has(sp.KroneckerDelta) and _masks_index(f, d)
+                }
+                expanded = sp.expand_mul(t.xreplace(masks)).xreplace({m: f for f, m in masks.items()})
+                terms.extend(sp.Add.make_args(expanded))
             else:
                 terms.append(t)
         for term in terms:

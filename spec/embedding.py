@@ -33,6 +33,8 @@ def _hinge_passing(v: sp.Expr) -> sp.Expr:
     params=(
         Param("margin", 0.0, sp.Reals, "cosines of y = -1 pairs below it cost 0 (documented in [-1, 1])"),
     ),
+    input_ndims=(1, 2),
+    class_dim="last",
 )
 def cosine_embedding_loss(
     input1: sp.IndexedBase, input2: sp.IndexedBase, target: sp.Symbol, margin: sp.Symbol
@@ -101,6 +103,7 @@ _SWAP = flag("swap", False, "use the positive-negative distance where it is the 
         Param("eps", 1e-6, sp.Reals, "added to each difference inside the distance"),
         _SWAP,
     ),
+    class_dim="last",
 )
 def triplet_margin_loss(
     anchor: sp.IndexedBase,
@@ -132,6 +135,7 @@ def triplet_margin_loss(
     signature=("anchor", "positive", "negative", "distance_function", "margin", "swap"),
     args=_TRIPLET_ARGS,
     params=(_MARGIN, _SWAP),
+    class_dim="last",
 )
 def triplet_margin_with_distance_loss(
     anchor: sp.IndexedBase,

@@ -10,6 +10,9 @@ import numpy as np
 
 from conformance.backends import DType, Layout
 
+#: losses whose CPU kernels take float32 and float64 only (torch 2.13.0: '"multi_margin_loss_cpu_kernel"
+#: not implemented for 'Half'', likewise multilabel_margin_loss and ctc_loss, and for BFloat16)
+_CPU_FLOAT_DOUBLE_ONLY = frozenset({"multi_margin_loss", "multilabel_margin_loss", "ctc_loss"})
 _TORCH_DTYPES = {"float64": "float64", "float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
 
 
@@ -54,6 +57,8 @@ class TorchBackend:
         return {"device": dev, "torch": torch.__version__}
 
     def dtypes(self, loss: str) -> Sequence[DType]:
+        if self.device == "cpu" and loss in _CPU_FLOAT_DOUBLE_ONLY:
+            return ("float64", "float32")
         return ("float64", "float32", "float16", "bfloat16")
 
     def loss(self, name: str) -> Callable[..., Any] | None:
