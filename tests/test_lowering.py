@@ -86,7 +86,10 @@ def _elementwise(e: sp.Expr, env: dict[str, Any], c: int, n: int, jj: int | None
         if isinstance(s, sp.Symbol) and s.name not in arrays:
             val = env[s.name]
             val = val[n] if np.ndim(val) else val
-            scalars[s] = sp.Integer(int(val)) if s.is_integer else sp.Float(float(val), 30)
+            if isinstance(val, (bool, np.bool_)):  # a flag: the condition of a Piecewise
+                scalars[s] = sp.true if val else sp.false
+            else:
+                scalars[s] = sp.Integer(int(val)) if s.is_integer else sp.Float(float(val), 30)
     e = e.xreplace(scalars).doit()
     elements: dict[sp.Basic, Any] = {}
     for s in e.atoms(sp.Indexed):
@@ -96,12 +99,12 @@ def _elementwise(e: sp.Expr, env: dict[str, Any], c: int, n: int, jj: int | None
     return float(sp.N(e.xreplace(elements).doit(), 30))
 
 
-def _check(e: sp.Expr, names: tuple[str, ...], index: frozenset[str], what: str) -> None:
+def _check(e: sp.Expr, names: tuple[str, ...], index: frozenset[str], what: str, env_for: Any = None) -> None:
     free_j = j in e.free_symbols
     lowered = lower(e, names, index, out=(j,))
     rng = np.random.default_rng(abs(hash(what)) % 2**32)
     for c in range(1, 5):
-        env = _env(c, rng, names, index)
+        env = env_for(c, rng) if env_for is not None else _env(c, rng, names, index)
         got = np.broadcast_to(np.asarray(lowered(env), np.float64), (N, c))
         for n in range(N):
             for jj in range(c) if free_j else (None,):
@@ -132,13 +135,55 @@ def _forms(v: Any) -> list[tuple[str, sp.Expr]]:
             ("stable value", s.value), *((f"stable grad {n}", g) for n, g in s.grads.items())]  # fmt: skip
 
 
+def _variant_env(v: Any, c: int, rng: np.random.Generator, flags: dict[str, bool]) -> dict[str, Any]:
+    """Arrays for every argument of ``v`` by its role: along the axis (N, C), class weights (C),
+    class indices (N), index sets as counts (N, C), per-sample labels (N); options in their
+    domains (choices and flags as given)."""
+    env: dict[str, Any] = {"_C": c, "_underflow": np.float64(0.0)}
+    for a in v.args:
+        role = v.roles[a.name].role
+        if role == "index":
+            env[a.name] = rng.integers(0, c, size=N)
+        elif role == "index_set":
+            env[a.name] = rng.integers(0, 3, size=(N, c)).astype(np.float64)
+        elif role == "element":
+            env[a.name] = (
+                rng.choice([-1.0, 1.0], size=N) if a.domain.kind == "sign" else rng.uniform(-3, 3, N)
+            )
+        elif a.optional:
+            env[a.name] = rng.uniform(0.25, 2.0, size=c)
+        else:
+            lo, hi = (0.0, 1.0) if a.domain.kind in ("unit", "probabilities") else (-3.0, 3.0)
+            env[a.name] = rng.uniform(lo, hi, size=(N, c))
+    for p in v.params:
+        if p.kind == "flag":
+            env[p.name] = np.bool_(flags[p.name])
+        elif p.kind == "choice":
+            env[p.name] = rng.choice(list(p.choices))
+        elif p.integer:
+            env[p.name] = np.int64(-100)
+        else:
+            lo = max(float(p.domain.inf), 0.0)
+            env[p.name] = np.float64(rng.uniform(lo if lo > 0 else 0.0, lo + 0.75))
+    return env
+
+
 @pytest.mark.parametrize("variant", CLASS_VARIANTS, ids=lambda v: v.key)
 def test_registered_class_axis_forms_lower_exactly(variant: Any) -> None:
     c = compiled(variant.key)
-    names = tuple(n for n in ("input", "target", "weight", *(p.name for p in variant.params)))
+    names = tuple(a.name for a in variant.args) + tuple(p.name for p in variant.params)
     index = frozenset(n for n, r in variant.roles.items() if r.role == "index")
-    for what, e in _forms(variant):
-        _check(e, names, index, f"{variant.key} {what}")
+    flag_names = [p.name for p in variant.params if p.kind == "flag"]
+    for on in itertools.product((False, True), repeat=len(flag_names)):
+        flags = dict(zip(flag_names, on, strict=True))
+        for what, e in _forms(variant):
+            _check(
+                e,
+                names,
+                index,
+                f"{variant.key} {what} {flags}",
+                env_for=lambda cc, rng: _variant_env(variant, cc, rng, flags),
+            )
     assert c.value.fn.labels == (j,)
 
 
