@@ -80,7 +80,7 @@ def scale(e: sp.Expr) -> sp.Expr:
         # like exp(p·log b), twice; the base's error through the derivative, the exponent's (1/p is
         # rounded) through log b
         sp_ = scale(p)
-        via_exp = sp.Abs(e * sp.log(b)) * sp_ if sp_ != 0 else sp.S.Zero
+        via_exp = sp.Abs(xlogy(e, b)) * sp_ if sp_ != 0 else sp.S.Zero  # 0 where b^p is 0
         return sp.Abs(p * b ** (p - 1)) * scale(b) + via_exp + 2 * (sp.Abs(e) + UNDERFLOW)
     if isinstance(e, sp.Abs):
         return scale(e.args[0])

@@ -60,6 +60,22 @@ def log_add(a: Array, b: Array) -> Array:
         return np.where(np.isfinite(s) & (s != 0), np.log(s) + e / s, np.log(s))
 
 
+def add(*terms: Array) -> Array:
+    """A sum of several terms, compensated (TwoSum on each partial sum, the errors summed apart):
+    ``(eps + a) - b`` with a = b = 3.5e13 is eps, not 0 (a p-norm's difference a - b + eps,
+    whose sign is the gradient's). Where the sum is not finite, the plain sum."""
+    with np.errstate(all="ignore"):
+        s = np.asarray(terms[0])
+        err: Array | float = 0.0
+        for t in terms[1:]:
+            t = np.asarray(t)
+            new = s + t
+            bb = new - s
+            err = err + ((s - (new - bb)) + (t - bb))
+            s = new
+        return np.where(np.isfinite(s), s + err, s)
+
+
 def softplus(z: Array) -> Array:
     """log(1 + exp(z)) without overflow."""
     return np.logaddexp(0.0, z)

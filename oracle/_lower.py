@@ -126,8 +126,11 @@ class _Lowerer:
             return self.symbol(e)
         if isinstance(e, sp.Indexed):
             return self.indexed(e)
-        if isinstance(e, sp.Add):
-            srcs, to = self.combine([self.lower(a) for a in e.args])
+        if isinstance(e, (sp.Add, _Compensated)):
+            parts = [self.lower(a) for a in e.args]
+            srcs, to = self.combine(parts)
+            if isinstance(e, _Compensated):
+                return _Code(f"_k.add({', '.join(srcs)})", to)
             return _Code(" + ".join(srcs), to)
         if isinstance(e, sp.Mul):
             return self.mul(e)
@@ -363,6 +366,24 @@ def _is_flag_condition(cond: sp.Basic) -> bool:
     return False
 
 
+class _Compensated(sp.Function):
+    """A sum of three or more computed terms, evaluated compensated (``_kernels.add``): SymPy
+    orders an Add's terms its own way, so ``a - b + eps`` may be computed as ``(eps + a) - b``,
+    which loses eps where a = b is large. Wrapped before common subexpressions are taken, so that
+    they do not split it."""
+
+
+def _wrap_sums(e: sp.Expr) -> sp.Expr:
+    def many(x: sp.Basic) -> bool:
+        return isinstance(x, sp.Add) and len(x.args) >= 3 and sum(not a.is_Number for a in x.args) >= 2
+
+    return e.replace(many, lambda x: _Compensated(*x.args))
+
+
+def _unwrap_sums(e: sp.Expr) -> sp.Expr:
+    return e.replace(lambda x: isinstance(x, _Compensated), lambda x: sp.Add(*x.args))
+
+
 _NAMESPACE = {"numpy": np, "_k": _kernels}
 
 
@@ -414,7 +435,7 @@ def lower(
     # holding a summation dummy too: a temporary is an array labelled like what it stands for, and
     # the same labelled array under two sums over the same dummy has the same values. Sizes stay
     # out of temporaries, so that every sum's limits keep their literal form.
-    temps, (reduced,) = sp.cse(expr, symbols=sp.numbered_symbols("_t"), ignore=tuple(_SIZES))
+    temps, (reduced,) = sp.cse(_wrap_sums(expr), symbols=sp.numbered_symbols("_t"), ignore=tuple(_SIZES))
     lines = []
     for t, e in temps:
         c = lw.lower(e)
@@ -435,7 +456,7 @@ def lower(
     for m in lw.switches:  # margins in terms of the original symbols, not the temporaries
         for t, e in reversed(temps):
             m = m.xreplace({t: e})
-        switches.append(m)
+        switches.append(_unwrap_sums(m))
     return Lowered(expr, source, fn, tuple(switches), want)
 
 

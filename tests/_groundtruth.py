@@ -140,10 +140,8 @@ def records(key: str, arrays: Mapping[str, Any], params: Mapping[str, Any] | Non
             if a is None:
                 continue
             arr = np.asarray(a)
-            if v.sample_axis is not None and v.roles[name].role == "axis" and name == "weight":
-                point[name] = arr.tolist()
-            elif v.sample_axis is not None:
-                point[name] = arr[s].tolist() if arr.ndim > 1 else int(arr[s])
+            if v.sample_axis is not None:
+                point[name] = _sample_value(v, name, arr, s)
             else:
                 point[name] = float(np.broadcast_to(arr, x.shape)[s])
         out.append(
@@ -200,15 +198,32 @@ def records(key: str, arrays: Mapping[str, Any], params: Mapping[str, Any] | Non
     return out
 
 
+def _sample_value(v: Any, name: str, arr: Any, s: int) -> Any:
+    """Sample ``s`` of argument ``name`` of a batched class-axis (or feature-axis) variant, as
+    :mod:`tests._mp` takes it: a list along the axis (class weights whole), a class index, a
+    per-sample float, or an index set as the count of each class before its first -1 (counted
+    here, independently of the oracle)."""
+    role = v.roles[name].role
+    if role == "axis" and v.roles[name].optional:
+        return arr.tolist()
+    if role == "index_set":
+        counts = [0] * arr.shape[-1]
+        for t in arr[s].tolist():
+            if t == -1:
+                break
+            counts[t] += 1
+        return counts
+    if role == "index":
+        return int(arr[s])
+    if role == "element":
+        return float(arr[s])
+    return arr[s].tolist()
+
+
 def _point(v: Any, arrays: Mapping[str, Any], params: Mapping[str, Any], s: int) -> dict[str, Any]:
     """Sample ``s`` of a batch of a class-axis variant as an mpmath point."""
     point: dict[str, Any] = dict(params)
     for name, a in arrays.items():
-        if a is None:
-            continue
-        arr = np.asarray(a)
-        if name == "weight":
-            point[name] = arr.tolist()
-        else:
-            point[name] = arr[s].tolist() if arr.ndim > 1 else int(arr[s])
+        if a is not None:
+            point[name] = _sample_value(v, name, np.asarray(a), s)
     return point

@@ -43,7 +43,8 @@ def normalize(key: str, point: Point) -> dict[str, Any]:
     """``point`` with every argument and option of the variant present (spec defaults filled in)."""
     v = variant_by_key(key)
     out = dict(point)
-    c = len(point["input"]) if v.sample_axis is not None else None
+    first = spec.REGISTRY[v.loss].tensors[0]
+    c = len(point[first]) if v.sample_axis is not None else None
     for a in v.args:
         if a.name not in out or out[a.name] is None:
             if not a.optional:
@@ -58,8 +59,9 @@ def _classes(key: str, point: Point) -> tuple[int | None, int | None]:
     v = variant_by_key(key)
     if v.sample_axis is None:
         return None, None
-    t = int(point["target"]) if v.roles["target"].role == "index" else None
-    return len(point["input"]), t
+    index = [n for n, r in v.roles.items() if r.role == "index"]
+    t = int(point[index[0]]) if index else None
+    return len(point[spec.REGISTRY[v.loss].tensors[0]]), t
 
 
 @cache
@@ -73,7 +75,8 @@ def _compiled(
     if c is not None:
         e = e.subs(spec.C, c)
         if t is not None:
-            e = e.subs(v.symbols["target"], t)
+            (index,) = (n for n, r in v.roles.items() if r.role == "index")
+            e = e.subs(v.symbols[index], t)
         if jj is not None:
             e = e.subs(spec.j, jj)
         e = e.doit()
@@ -114,7 +117,7 @@ def _flat(key: str, point: Point) -> dict[str, float]:
     flat: dict[str, float] = {}
     for a in v.args:
         val = point[a.name]
-        if v.roles[a.name].role == "axis":
+        if v.roles[a.name].role in ("axis", "index_set"):  # an index set: its counts per class
             flat.update({f"{a.name}_{n}": float(x) for n, x in enumerate(val)})
         elif v.roles[a.name].role == "element":
             flat[a.name] = float(val)

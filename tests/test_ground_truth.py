@@ -407,3 +407,64 @@ def test_gaussian_var_one_per_sample_broadcasts() -> None:
     )
     assert r.grads["var"].shape == (4,)
     assert np.all(r.grads["var"] == 0.375)
+
+
+# -- part 2: margins over classes, index sets, the feature axis --------------------------------
+
+
+def _matrix(data: st.DataObject, n: int, c: int, elements: st.SearchStrategy[float]) -> np.ndarray[Any, Any]:
+    return np.array(data.draw(st.lists(st.lists(elements, min_size=c, max_size=c), min_size=n, max_size=n)))
+
+
+@SETTINGS
+@given(st.data())
+def test_multi_margin(data: st.DataObject) -> None:
+    n, c = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 4))
+    x = _matrix(data, n, c, logits)
+    t = np.array(data.draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n)))
+    w = data.draw(
+        st.one_of(st.none(), st.lists(st.sampled_from([0.0, 0.5, 3.0, 1e-300]), min_size=c, max_size=c))
+    )
+    p = data.draw(st.sampled_from([1, 2]))
+    margin = data.draw(st.sampled_from([1.0, 0.0, -2.5, 1e-3, 7.0]))
+    arrays = {"input": x, "target": t, "weight": None if w is None else np.array(w)}
+    _check("multi_margin_loss", arrays, {"p": p, "margin": margin})
+
+
+@SETTINGS
+@given(st.data())
+def test_multilabel_margin(data: st.DataObject) -> None:
+    n, c = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 4))
+    x = _matrix(data, n, c, logits)
+    rows = []
+    for _ in range(n):  # labels (repeats allowed), -1, then anything in [-1, C)
+        m = data.draw(st.integers(0, c))
+        row = data.draw(st.lists(st.integers(0, c - 1), min_size=m, max_size=m))
+        rest = data.draw(st.lists(st.integers(-1, c - 1), min_size=c - m, max_size=c - m))
+        rows.append(row + ([-1, *rest[1:]] if m < c else []))
+    _check("multilabel_margin_loss", {"input": x, "target": np.array(rows, dtype=np.int64)})
+
+
+@SETTINGS
+@given(st.data())
+def test_cosine_embedding(data: st.DataObject) -> None:
+    n, d = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 4))
+    x1, x2 = _matrix(data, n, d, reals), _matrix(data, n, d, reals)
+    y = np.array(data.draw(st.lists(st.sampled_from([1.0, -1.0, 0.5]), min_size=n, max_size=n)))
+    margin = data.draw(st.sampled_from([0.0, 0.5, -0.9]))
+    _check("cosine_embedding_loss", {"input1": x1, "input2": x2, "target": y}, {"margin": margin})
+
+
+@SETTINGS
+@given(st.data(), st.sampled_from(["triplet_margin_loss", "triplet_margin_with_distance_loss"]))
+def test_triplet(data: st.DataObject, key: str) -> None:
+    n, d = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 4))
+    arrays = {name: _matrix(data, n, d, reals) for name in ("anchor", "positive", "negative")}
+    params: dict[str, Any] = {
+        "margin": data.draw(st.sampled_from([1.0, 1e-3, 5.0])),
+        "swap": data.draw(st.booleans()),
+    }
+    if key == "triplet_margin_loss":
+        params["p"] = data.draw(st.sampled_from([1.0, 1.5, 2.0, 3.0]))
+        params["eps"] = data.draw(st.sampled_from([1e-6, 0.0, 0.25]))
+    _check(key, arrays, params)
