@@ -416,8 +416,9 @@ def _per_element(
                 near = (np.abs(m) <= branch_tol * ms) & (ms > 0)
                 if near.any():
                     flips[n] = near
-            if flips:
-                sc = np.maximum(sc, np.abs(np.asarray(form.scale(env, flips), dtype=dtype)))
+            # each condition flipped alone (as the value's sides are), and all of them together
+            for alt in [*({n: f} for n, f in flips.items()), *([flips] if len(flips) > 1 else [])]:
+                sc = np.maximum(sc, np.abs(np.asarray(form.scale(env, alt), dtype=dtype)))
     shape = np.broadcast_shapes(val.shape, lo.shape, hi.shape, sc.shape)
     out = tuple(np.broadcast_to(a, shape) for a in (val, lo, hi, sc))
     if dtype is np.float64 and _WIDE is not None and not all(np.isfinite(a).all() for a in out):

@@ -182,7 +182,7 @@ def test_registered_class_axis_forms_lower_exactly(variant: Any) -> None:
                 names,
                 index,
                 f"{variant.key} {what} {flags}",
-                env_for=lambda cc, rng: _variant_env(variant, cc, rng, flags),
+                env_for=lambda cc, rng, flags=flags: _variant_env(variant, cc, rng, flags),
             )
     assert c.value.fn.labels == (j,)
 

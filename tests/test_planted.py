@@ -140,6 +140,12 @@ _POISSON = {"input": [0.5, -1.25, 2.0], "target": [2.5, 2.0, 3.0]}
 _POISSON_OPTS = {"log_input": True, "full": True, "eps": 1e-8}
 _GAUSS = {"input": [0.5, -1.25, 2.0], "target": [0.25, 0.5, -1.0], "var": [0.5, 1.0, 2.0]}
 _MULTILABEL = {"input": [[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]], "target": [[0.0, 1.0, 1.0], [1.0, 0.0, 0.5]]}
+_MM = {"input": [[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]], "target": np.array([2, 0])}
+_MLM = {"input": [[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]], "target": np.array([[2, -1, -1], [0, 1, -1]])}
+_COS = {"input1": [[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]], "input2": [[1.0, 0.5, 0.5], [-1.0, 2.0, 0.25]],
+        "target": [1.0, -1.0]}  # fmt: skip
+_TRIP = {"anchor": [[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]], "positive": [[1.0, 0.5, 0.5], [-1.0, 2.0, 0.25]],
+         "negative": [[0.0, 0.5, 2.5], [1.0, 1.0, -1.0]]}  # fmt: skip
 _VALUE = "value: "
 _GRAD = "gradient w.r.t. "
 
@@ -200,6 +206,35 @@ PLANTS = (
     # (N, C): the last dim is dim 1
     Plant("multilabel_mean_over_dim1", "float32", _VALUE, _MULTILABEL),
     Plant("multilabel_weight_detached", "float32", "no gradient for 'weight'", _MULTILABEL),
+    Plant("multi_margin_square_grad_halved", "float32", _GRAD, _MM, {"p": 1, "margin": 1.0}),
+    Plant("multi_margin_p_ignored", "float32", _VALUE, _MM, {"p": 1, "margin": 1.0}),
+    Plant("multi_margin_margin_fixed", "float32", _VALUE, _MM, {"p": 1, "margin": 1.0}),
+    Plant("multi_margin_weighted_mean", "float32", _VALUE, _MM, {"p": 1, "margin": 1.0}),
+    # no repeated label, nothing after the first -1
+    Plant("multilabel_margin_set_not_multiset", "float32", _VALUE, _MLM),
+    Plant("multilabel_margin_reads_past_end", "float32", _VALUE, _MLM),
+    Plant("cosine_embedding_similarity_clamped", "float32", _VALUE, _COS, {"margin": 0.0}),
+    Plant("cosine_embedding_margin_ignored", "float32", _VALUE, _COS, {"margin": 0.0}),
+    Plant(
+        "triplet_swap_ignored",
+        "float32",
+        _VALUE,
+        _TRIP,
+        {"margin": 1.0, "p": 2.0, "eps": 1e-6, "swap": False},
+    ),
+    # eps 0: inside or outside the norm alike
+    Plant(
+        "triplet_eps_outside_norm",
+        "float32",
+        _VALUE,
+        _TRIP,
+        {"margin": 1.0, "p": 2.0, "eps": 0.0, "swap": False},
+    ),
+    Plant(
+        "triplet_p_ignored", "float32", _VALUE, _TRIP, {"margin": 1.0, "p": 2.0, "eps": 1e-6, "swap": False}
+    ),
+    Plant("triplet_distance_swap_wrong_pair", "float32", _VALUE, _TRIP, {"margin": 1.0, "swap": False}),
+    Plant("triplet_distance_margin_fixed", "float32", _VALUE, _TRIP, {"margin": 1.0, "swap": False}),
 )
 _IDS = [p.mutant for p in PLANTS]
 
@@ -314,11 +349,8 @@ def test_planted_bug_is_caught(plant: Plant, monkeypatch: pytest.MonkeyPatch) ->
 def test_mutant_conforms_away_from_its_bug(plant: Plant, reduction: str) -> None:
     """On a typical case the mutant passes the check (a gradient plant: the check of its value)."""
     variant = plant.variant
-    index = variant.roles["target"].role == "index"
-    arrays = {
-        k: np.asarray(v) if k == "target" and index else np.asarray(v, np.float64)
-        for k, v in plant.typical.items()
-    }
+    ints = {n for n, r in variant.roles.items() if r.role in ("index", "index_set")}
+    arrays = {k: np.asarray(v) if k in ints else np.asarray(v, np.float64) for k, v in plant.typical.items()}
     case = Case(plant.loss, variant.name, plant.dtype, arrays, dict(plant.options), reduction)  # type: ignore[arg-type]
     wrt = () if plant.check == "gradient" else case.differentiable
     Probe(case, wrt).check(plant.backend(), known_ok=True)  # (no known divergence applies to an override)

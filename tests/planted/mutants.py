@@ -92,6 +92,22 @@ multilabel_mean_over_dim1     multilabel_soft_margin_loss       value     the la
                                                                           dim (wrong for 3-D input)
 multilabel_weight_detached    multilabel_soft_margin_loss       gradient  the weight is detached: no gradient
                                                                           w.r.t. weight
+multi_margin_square_grad_halved multi_margin_loss               gradient  p = 2: h·h.detach(), so the
+                                                                          gradient is h, not 2h
+multi_margin_p_ignored        multi_margin_loss                 value     the hinges are never squared
+multi_margin_margin_fixed     multi_margin_loss                 value     margin 1 whatever is passed
+multi_margin_weighted_mean    multi_margin_loss                 value     'mean' divides by Σ w[y], not N
+multilabel_margin_set_not_multiset multilabel_margin_loss       value     a repeated label counts once
+multilabel_margin_reads_past_end multilabel_margin_loss         value     labels after the first -1 count
+cosine_embedding_similarity_clamped cosine_embedding_loss       value     F.cosine_similarity (norms clamped
+                                                                          at 1e-8), not ε added to each
+                                                                          squared norm
+cosine_embedding_margin_ignored cosine_embedding_loss           value     margin 0 whatever is passed
+triplet_swap_ignored          triplet_margin_loss               value     ``swap`` is ignored
+triplet_eps_outside_norm      triplet_margin_loss               value     ‖a - b‖ + eps, not ‖a - b + eps‖
+triplet_p_ignored             triplet_margin_loss               value     the distance is Euclidean whatever p
+triplet_distance_swap_wrong_pair triplet_margin_with_distance_loss value  swap takes d(a, p), not d(p, n)
+triplet_distance_margin_fixed triplet_margin_with_distance_loss value     margin 1 whatever is passed
 ============================  ================================  ========  ==================================
 """
 
@@ -119,6 +135,8 @@ __all__ = [
     "ce_probs_weight_detached",
     "ce_smoothing_ignores_mask",
     "ce_weighted_mean_by_count",
+    "cosine_embedding_margin_ignored",
+    "cosine_embedding_similarity_clamped",
     "gaussian_eps_ignored",
     "gaussian_full_whole_log_2pi",
     "gaussian_var_grad_clamped",
@@ -135,6 +153,12 @@ __all__ = [
     "mse_grad_no_factor_two",
     "mse_none_squeezed",
     "mse_weight_detached",
+    "multi_margin_margin_fixed",
+    "multi_margin_p_ignored",
+    "multi_margin_square_grad_halved",
+    "multi_margin_weighted_mean",
+    "multilabel_margin_reads_past_end",
+    "multilabel_margin_set_not_multiset",
     "multilabel_mean_over_dim1",
     "multilabel_weight_detached",
     "nll_ignored_counted",
@@ -145,6 +169,11 @@ __all__ = [
     "smooth_l1_beta_zero_nan",
     "smooth_l1_sum_in_half",
     "soft_margin_ignores_target",
+    "triplet_distance_margin_fixed",
+    "triplet_distance_swap_wrong_pair",
+    "triplet_eps_outside_norm",
+    "triplet_p_ignored",
+    "triplet_swap_ignored",
 ]
 
 #: torch's EPSILON in the BCE backward: the float32 literal 1e-12, in every dtype
@@ -916,6 +945,209 @@ def multilabel_weight_detached(
     return torch.nn.functional.multilabel_soft_margin_loss(input, target, w, size_average, reduce, reduction)
 
 
+# ---------------------------------------------------------------------------------------------
+# multi_margin_loss, multilabel_margin_loss
+
+
+def _multi_margin(
+    input: Tensor, target: Tensor, p: int, margin: float, weight: Tensor | None, reduction: str,
+    *, half_square_grad: bool = False, weighted_mean: bool = False, margin_fixed: bool = False,
+    power_fixed: bool = False,
+) -> Tensor:  # fmt: skip
+    if p not in (1, 2):
+        raise ValueError("only p == 1 and p == 2 supported")
+    x = input if input.dim() > 1 else input.unsqueeze(0)
+    t = target.reshape(-1)
+    c = x.size(1)
+    if weight is not None and weight.shape != (c,):
+        raise RuntimeError("inconsistent weight size")
+    if (t < 0).any() or (t >= c).any():
+        raise RuntimeError("target out of range")
+    m = 1.0 if margin_fixed else margin
+    z = m - x.gather(1, t[:, None]) + x
+    h = torch.where(z > 0, z, torch.zeros_like(z))
+    h = h if (power_fixed or p == 1) else h * (h.detach() if half_square_grad else h)
+    others = torch.ones_like(x, dtype=torch.bool).scatter_(1, t[:, None], False)
+    w = torch.ones(c, dtype=x.dtype) if weight is None else weight
+    e = (h * others).sum(1) * w[t] / c
+    if input.dim() == 1 and target.dim() == 0:
+        e = e.reshape(())
+    if reduction == "mean" and weighted_mean and weight is not None:
+        return e.sum() / w[t].sum()
+    return _reduce(e, reduction)
+
+
+def multi_margin_square_grad_halved(
+    input: Tensor, target: Tensor, p: int = 1, margin: float = 1.0, weight: Tensor | None = None,
+    size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """multi_margin_loss whose p = 2 hinge is h·h.detach(): the value is right, the gradient h, not 2h."""
+    reduction = _mode(size_average, reduce, reduction)
+    return _multi_margin(input, target, p, margin, weight, reduction, half_square_grad=True)  # BUG
+
+
+def multi_margin_p_ignored(
+    input: Tensor, target: Tensor, p: int = 1, margin: float = 1.0, weight: Tensor | None = None,
+    size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """multi_margin_loss that never squares its hinges."""
+    reduction = _mode(size_average, reduce, reduction)
+    return _multi_margin(input, target, p, margin, weight, reduction, power_fixed=True)  # BUG
+
+
+def multi_margin_margin_fixed(
+    input: Tensor, target: Tensor, p: int = 1, margin: float = 1.0, weight: Tensor | None = None,
+    size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """multi_margin_loss with margin 1 whatever is passed."""
+    reduction = _mode(size_average, reduce, reduction)
+    return _multi_margin(input, target, p, margin, weight, reduction, margin_fixed=True)  # BUG
+
+
+def multi_margin_weighted_mean(
+    input: Tensor, target: Tensor, p: int = 1, margin: float = 1.0, weight: Tensor | None = None,
+    size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """multi_margin_loss whose 'mean' divides by Σ w[y], not by N."""
+    reduction = _mode(size_average, reduce, reduction)
+    return _multi_margin(input, target, p, margin, weight, reduction, weighted_mean=True)  # BUG
+
+
+def _multilabel_margin(
+    input: Tensor, target: Tensor, reduction: str, *, as_set: bool, past_end: bool
+) -> Tensor:
+    x = input if input.dim() > 1 else input.unsqueeze(0)
+    t = target if target.dim() > 1 else target.unsqueeze(0)
+    if t.shape != x.shape or t.dtype != torch.int64:
+        raise RuntimeError("inconsistent target size")
+    if (t < -1).any() or (t >= x.size(1)).any():
+        raise RuntimeError("target out of range")
+    c = x.size(1)
+    valid = t != -1 if past_end else torch.cumprod((t != -1).to(torch.int64), dim=1).bool()
+    counts = torch.zeros_like(x).scatter_add_(1, t.clamp_min(0), valid.to(x.dtype))
+    if as_set:
+        counts = counts.clamp_max(1)
+    z = 1 - x[:, :, None] + x[:, None, :]  # (N, target k, other i)
+    mask = counts[:, :, None] * (counts[:, None, :] == 0).to(x.dtype)
+    e = (torch.where(z > 0, z, torch.zeros_like(z)) * mask).sum((1, 2)) / c
+    return _reduce(e if input.dim() > 1 else e.reshape(()), reduction)
+
+
+def multilabel_margin_set_not_multiset(
+    input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """multilabel_margin_loss that counts a repeated label once (torch counts each appearance)."""
+    reduction = _mode(size_average, reduce, reduction)
+    return _multilabel_margin(input, target, reduction, as_set=True, past_end=False)  # BUG
+
+
+def multilabel_margin_reads_past_end(
+    input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """multilabel_margin_loss that takes every entry other than -1, also after the first -1."""
+    reduction = _mode(size_average, reduce, reduction)
+    return _multilabel_margin(input, target, reduction, as_set=False, past_end=True)  # BUG
+
+
+# ---------------------------------------------------------------------------------------------
+# cosine_embedding_loss
+
+
+def cosine_embedding_similarity_clamped(
+    input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0,
+    size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """cosine_embedding_loss through F.cosine_similarity (norms clamped at 1e-8, not ε added)."""
+    reduction = _mode(size_average, reduce, reduction)
+    cos = torch.nn.functional.cosine_similarity(input1, input2, dim=-1)  # BUG
+    e = torch.where(target == 1, 1 - cos, torch.where(target == -1, (cos - margin).clamp_min(0), 0 * cos))
+    return _reduce(e, reduction)
+
+
+def cosine_embedding_margin_ignored(
+    input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0,
+    size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """cosine_embedding_loss with margin 0 whatever is passed."""
+    return torch.nn.functional.cosine_embedding_loss(
+        input1, input2, target, 0.0, size_average, reduce, reduction
+    )  # BUG
+
+
+# ---------------------------------------------------------------------------------------------
+# triplet_margin_loss, triplet_margin_with_distance_loss
+
+
+def _triplet(d_ap: Tensor, d_an: Tensor, d_pn: Tensor, margin: float, swap: bool, reduction: str) -> Tensor:
+    if margin <= 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+    if swap:
+        d_an = torch.minimum(d_an, d_pn)
+    return _reduce((margin + d_ap - d_an).clamp_min(0), reduction)
+
+
+def triplet_swap_ignored(
+    anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 1.0, p: float = 2, eps: float = 1e-6,
+    swap: bool = False, size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """triplet_margin_loss that never swaps."""
+    reduction = _mode(size_average, reduce, reduction)
+    d = lambda a, b: torch.pairwise_distance(a, b, p, eps)  # noqa: E731
+    return _triplet(
+        d(anchor, positive), d(anchor, negative), d(positive, negative), margin, False, reduction
+    )  # BUG
+
+
+def triplet_eps_outside_norm(
+    anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 1.0, p: float = 2, eps: float = 1e-6,
+    swap: bool = False, size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """triplet_margin_loss whose distance is ‖a - b‖ + eps, not ‖a - b + eps‖."""
+    reduction = _mode(size_average, reduce, reduction)
+    d = lambda a, b: torch.linalg.vector_norm(a - b, p, dim=-1) + eps  # noqa: E731  BUG
+    return _triplet(d(anchor, positive), d(anchor, negative), d(positive, negative), margin, swap, reduction)
+
+
+def triplet_p_ignored(
+    anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 1.0, p: float = 2, eps: float = 1e-6,
+    swap: bool = False, size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """triplet_margin_loss with the Euclidean distance whatever p is."""
+    reduction = _mode(size_average, reduce, reduction)
+    d = lambda a, b: torch.pairwise_distance(a, b, 2, eps)  # noqa: E731  BUG
+    return _triplet(d(anchor, positive), d(anchor, negative), d(positive, negative), margin, swap, reduction)
+
+
+def triplet_distance_swap_wrong_pair(
+    anchor: Tensor, positive: Tensor, negative: Tensor, *, distance_function: Any = None,
+    margin: float = 1.0, swap: bool = False, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """triplet_margin_with_distance_loss whose swap takes d(anchor, positive), not d(positive, negative)."""
+    d = distance_function if distance_function is not None else torch.pairwise_distance
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    return _triplet(
+        d(anchor, positive), d(anchor, negative), d(anchor, positive), margin, swap, reduction
+    )  # BUG
+
+
+def triplet_distance_margin_fixed(
+    anchor: Tensor, positive: Tensor, negative: Tensor, *, distance_function: Any = None,
+    margin: float = 1.0, swap: bool = False, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """triplet_margin_with_distance_loss with margin 1 whatever is passed (still checked > 0)."""
+    d = distance_function if distance_function is not None else torch.pairwise_distance
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    if margin <= 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+    return _triplet(
+        d(anchor, positive), d(anchor, negative), d(positive, negative), 1.0, swap, reduction
+    )  # BUG
+
+
 PLANTED: dict[str, tuple[str, str]] = {
     "l1_mean_over_batch": ("l1_loss", "value"),
     "l1_grad_one_at_zero": ("l1_loss", "gradient"),
@@ -954,6 +1186,19 @@ PLANTED: dict[str, tuple[str, str]] = {
     "gaussian_full_whole_log_2pi": ("gaussian_nll_loss", "value"),
     "multilabel_mean_over_dim1": ("multilabel_soft_margin_loss", "value"),
     "multilabel_weight_detached": ("multilabel_soft_margin_loss", "gradient"),
+    "multi_margin_square_grad_halved": ("multi_margin_loss", "gradient"),
+    "multi_margin_p_ignored": ("multi_margin_loss", "value"),
+    "multi_margin_margin_fixed": ("multi_margin_loss", "value"),
+    "multi_margin_weighted_mean": ("multi_margin_loss", "value"),
+    "multilabel_margin_set_not_multiset": ("multilabel_margin_loss", "value"),
+    "multilabel_margin_reads_past_end": ("multilabel_margin_loss", "value"),
+    "cosine_embedding_similarity_clamped": ("cosine_embedding_loss", "value"),
+    "cosine_embedding_margin_ignored": ("cosine_embedding_loss", "value"),
+    "triplet_swap_ignored": ("triplet_margin_loss", "value"),
+    "triplet_eps_outside_norm": ("triplet_margin_loss", "value"),
+    "triplet_p_ignored": ("triplet_margin_loss", "value"),
+    "triplet_distance_swap_wrong_pair": ("triplet_margin_with_distance_loss", "value"),
+    "triplet_distance_margin_fixed": ("triplet_margin_with_distance_loss", "value"),
 }
 
 #: mutant -> the torch.nn.functional loss it replaces (the NAME of ``--impl NAME=module:attribute``)
