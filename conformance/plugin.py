@@ -268,11 +268,13 @@ def selected_losses(config: pytest.Config) -> list[str] | None:
     if not raw:
         return None
     from spec import REGISTRY
+    from spec.sequence import SEQUENCE_LOSSES
 
     names = [n.strip() for n in raw.split(",") if n.strip()]
-    unknown = [n for n in names if n not in REGISTRY]
+    known = sorted({*REGISTRY, *SEQUENCE_LOSSES})
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise pytest.UsageError(f"--loss: unknown loss name(s) {unknown}; expected any of {sorted(REGISTRY)}")
+        raise pytest.UsageError(f"--loss: unknown loss name(s) {unknown}; expected any of {known}")
     return names
 
 

@@ -39,6 +39,12 @@ class CTCResult:
     losses: Array
     grad: Array
     true_grad: Array
+    #: error scales (``docs/error-model.md``): a float evaluation of the recursion in a dtype with
+    #: unit roundoff u errs by about u·scale. Each of the T_n steps rounds logs of magnitude up to
+    #: L_n = Σ_t max_c |lp_t(c)| + |loss_n|, so the loss's is (T_n + 1)(1 + L_n); a posterior is
+    #: exp of such a log (that relative error), and torch's gradient adds exp(lp): twice its size.
+    value_scale: Array
+    grad_scale: Array
 
 
 def _fail(arg: str, expected: str, got: object) -> CTCInputError:
@@ -86,6 +92,8 @@ def ctc_loss(
     elif lp.ndim != 3:
         raise _fail("log_probs", "shape (T, N, C) or (T, C)", f"shape {lp.shape}")
     t_max, n, c = lp.shape
+    if lp.size == 0:
+        raise _fail("log_probs", "a non-empty array (T, N, C >= 1)", f"shape {lp.shape}")
     if reduction not in ("none", "mean", "sum"):
         raise _fail("reduction", "one of ['none', 'mean', 'sum']", repr(reduction))
     if isinstance(blank, bool) or not isinstance(blank, (int, np.integer)) or not 0 <= blank < c:
@@ -113,10 +121,10 @@ def ctc_loss(
             )
         ends = np.cumsum(tl)
         rows = [tg[e - k : e] for e, k in zip(ends, tl, strict=True)]
-    elif not batched and tg.ndim == 1 and tg.shape[0] >= int(tl[0]):  # (S), S >= target_length
-        rows = [tg[: tl[0]]]
+    elif not batched and tg.ndim == 1 and tg.shape[0] == int(tl[0]):  # (S), S = target_length
+        rows = [tg]
     else:
-        want_t = "(N, S) or (Σ target_lengths)" if batched else f"(S), S >= target_length {int(tl[0])}"
+        want_t = "(N, S) or (Σ target_lengths)" if batched else f"({int(tl[0])},): target_length labels"
         raise _fail("targets", f"shape {want_t}", f"shape {tg.shape}")
     for r in rows:
         bad = (r < 0) | (r >= c) | (r == blank)
@@ -202,6 +210,12 @@ def ctc_loss(
         true_g = np.where(infinite[None, :, None], 0.0, true_g)
         torch_g = np.where(infinite[None, :, None], 0.0, torch_g)
 
+    with np.errstate(invalid="ignore", over="ignore"):
+        live_lp = np.where(live[..., None], np.abs(lp), 0.0)
+        mag = np.sum(np.max(live_lp, axis=2), axis=0) + np.where(np.isfinite(losses), np.abs(losses), 0.0)
+        s_n = (il + 1) * (1 + mag)  # (N)
+        g_scale = s_n[None, :, None] * np.abs(true_g) + 2 * np.where(live[..., None], np.exp(lp), 0.0)
+
     if reduction == "none":
         value = losses if batched else losses.reshape(())
         factor: Array = (
@@ -218,9 +232,23 @@ def ctc_loss(
             per = losses / np.maximum(tl, 1)
             value = np.asarray(np.sum(per) / n) if n else np.asarray(np.nan)
             factor = u / (n * np.maximum(tl, 1))
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         grad = torch_g * factor[None, :, None]
         true = true_g * factor[None, :, None]
+        g_sc = g_scale * np.abs(factor)[None, :, None] + np.abs(grad)
+        if reduction == "none":
+            v_sc = s_n if batched else s_n.reshape(())
+        else:
+            weights = np.abs(factor) / (abs(u) if u else 1.0)  # 1 (sum) or 1 / (N max(L_n, 1)) (mean)
+            terms = np.where(np.isfinite(losses), np.abs(losses), 0.0) * weights
+            v_sc = np.asarray(np.sum(s_n * weights) + max(n - 1, 0) * np.sum(terms) + (n + 1) * np.abs(value))
     if not batched:
-        grad, true = grad[:, 0, :], true[:, 0, :]
-    return CTCResult(value=np.asarray(value, np.float64), losses=losses, grad=grad, true_grad=true)
+        grad, true, g_sc = grad[:, 0, :], true[:, 0, :], g_sc[:, 0, :]
+    return CTCResult(
+        value=np.asarray(value, np.float64),
+        losses=losses,
+        grad=grad,
+        true_grad=true,
+        value_scale=np.asarray(v_sc, np.float64),
+        grad_scale=g_sc,
+    )

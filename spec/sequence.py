@@ -66,6 +66,7 @@ class SequenceLoss:
 
     name: str
     signature: tuple[str, ...]
+    tensors: tuple[str, ...]  # passed positionally
     defaults: dict[str, object]
     doc: str
 
@@ -81,6 +82,11 @@ CTC = SequenceLoss(
         "reduction",
         "zero_infinity",
     ),
+    tensors=("log_probs", "targets", "input_lengths", "target_lengths"),
     defaults={"blank": 0, "reduction": "mean", "zero_infinity": False},
     doc=__doc__ or "",
 )
+
+#: the losses defined over alignments, by torch.nn.functional name (not closed forms: they are not
+#: in ``spec.REGISTRY``; ``conformance/test_ctc.py`` checks them)
+SEQUENCE_LOSSES: dict[str, SequenceLoss] = {CTC.name: CTC}

@@ -213,3 +213,37 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# -- the conformance check on torch and on planted wrong implementations ------------------------
+
+
+def _catches(backend: Any, dtype: str = "float64") -> Any:
+    """A case of conformance/test_ctc.py's strategy on which ``backend`` fails its check (and torch
+    passes), or None."""
+    from hypothesis import find
+
+    from conformance.backends.torch_backend import cpu
+    from conformance.test_ctc import check, ctc_cases
+
+    def fails(case: Any) -> bool:
+        try:
+            check(backend, case)
+        except BaseException as e:  # pytest.fail raises Failed, a BaseException
+            if type(e).__name__ != "Failed":
+                raise
+            check(cpu, case)  # torch conforms on it: not a false alarm
+            return True
+        return False
+
+    return find(ctc_cases(dtype), fails, settings=settings(max_examples=400, database=None, deadline=None))
+
+
+@pytest.mark.parametrize("mutant", ["ctc_mean_by_total_length", "ctc_blank_fixed_at_zero",
+                                    "ctc_zero_infinity_ignored", "ctc_mean_unclamped"])  # fmt: skip
+def test_planted_ctc_bug_is_caught(mutant: str) -> None:
+    from conformance.backends.override import OverrideBackend
+    from conformance.backends.torch_backend import cpu
+    from tests.planted.ctc_mutants import MUTANTS
+
+    assert _catches(OverrideBackend(cpu, {"ctc_loss": MUTANTS[mutant]})) is not None
