@@ -319,14 +319,14 @@ class _Lowerer:
             raise NotImplementedError(f"Heaviside's value at 0 must be 0, 1/2 or 1: {e}")
         arg = self.lower(z)
         zs = self.align(arg, arg.labels)
+        one, zero = _Code("1.0", (), literal=True), _Code("0.0", (), literal=True)
+        if at0 == sp.S.Half:  # ½(H(z, 0) + H(z, 1)): two switches, so that either side is reachable
+            strict = self._switch(z, _Code(f"numpy.greater({zs}, 0.0)", arg.labels), one, zero)
+            loose = self._switch(z, _Code(f"numpy.greater_equal({zs}, 0.0)", arg.labels), one, zero)
+            (a, b), to = self.combine([strict, loose])
+            return _Code(f"0.5 * ({a} + {b})", to)
         op = "numpy.greater_equal" if at0 == 1 else "numpy.greater"
-        cond = _Code(f"{op}({zs}, 0.0)", arg.labels)
-        other = (
-            _Code(f"numpy.where(numpy.equal({zs}, 0.0), 0.5, 0.0)", arg.labels)
-            if at0 == sp.S.Half
-            else (_Code("0.0", (), literal=True))
-        )
-        return self._switch(z, cond, _Code("1.0", (), literal=True), other)
+        return self._switch(z, _Code(f"{op}({zs}, 0.0)", arg.labels), one, zero)
 
     def node_hinge(self, e: sp.Function) -> _Code:
         v, at0 = e.args

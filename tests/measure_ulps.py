@@ -136,6 +136,20 @@ def draw(key: str, rng: Rng, n: int) -> tuple[dict[str, Any], dict[str, Any]]:
         v = [float(rng.choice([0.0, 1e-8, 1.0])) if rng.random() < 0.3 else abs(_real(rng)) for _ in range(n)]
         params = {"full": bool(rng.random() < 0.5), "eps": float(rng.choice([1e-6, 1e-300, 2.0]))}
         return {"input": np.array(x), "target": np.array(y), "var": np.array(v)}, params
+    if key in ("cosine_embedding_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss"):
+        d = int(rng.integers(1, 5))
+        vec = lambda: np.array([[_real(rng) for _ in range(d)] for _ in range(n)])  # noqa: E731
+        if key == "cosine_embedding_loss":
+            y = np.array([float(rng.choice([1.0, -1.0, 0.5])) for _ in range(n)])
+            margin = float(rng.choice([0.0, 0.5, -0.9]))
+            return {"input1": vec(), "input2": vec(), "target": y}, {"margin": margin}
+        a = vec()
+        p = np.array([[_near(rng, v, _real(rng)) for v in row] for row in a])
+        params = {"margin": float(rng.choice([1.0, 1e-3, 5.0])), "swap": bool(rng.random() < 0.5)}
+        if key == "triplet_margin_loss":
+            params["p"] = float(rng.choice([1.0, 1.5, 2.0, 3.0]))
+            params["eps"] = float(rng.choice([1e-6, 0.0, 0.25]))
+        return {"anchor": a, "positive": p, "negative": vec()}, params
     c = int(rng.integers(1, 6))
     spread = 10.0 ** rng.uniform(-2, 3)
     xs = rng.standard_normal((n, c)) * spread
@@ -143,6 +157,19 @@ def draw(key: str, rng: Rng, n: int) -> tuple[dict[str, Any], dict[str, Any]]:
         xs[0] = [float(rng.choice(_LOGIT_EXTREMES)) for _ in range(c)]
     w = np.array([float(rng.choice([0.0, 1.0, 0.7, 2.0])) for _ in range(c)]) if weight else None
     ls = float(rng.choice([0.0, 0.0, 1.0, rng.random()]))
+    if key == "multi_margin_loss":
+        t = rng.integers(0, c, size=n)
+        margin = float(rng.choice([1.0, 0.0, -2.5, 1e-3, 7.0]))
+        return {"input": xs, "target": t, "weight": w}, {"p": int(rng.choice([1, 2])), "margin": margin}
+    if key == "multilabel_margin_loss":
+        rows = []
+        for _ in range(n):
+            m = int(rng.integers(0, c + 1))
+            row = list(rng.integers(0, c, size=m)) + (
+                [-1, *rng.integers(-1, c, size=c - m - 1).tolist()] if m < c else []
+            )
+            rows.append(row)
+        return {"input": xs, "target": np.array(rows, dtype=np.int64)}, {}
     if key == "multilabel_soft_margin_loss":
         t = np.array([[_unit(rng) for _ in range(c)] for _ in range(n)])
         return {"input": xs, "target": t, "weight": w}, {}
@@ -173,6 +200,11 @@ KEYS = (
     "poisson_nll_loss",
     "gaussian_nll_loss",
     "multilabel_soft_margin_loss",
+    "multi_margin_loss",
+    "multilabel_margin_loss",
+    "cosine_embedding_loss",
+    "triplet_margin_loss",
+    "triplet_margin_with_distance_loss",
 )
 
 
