@@ -33,11 +33,10 @@ class Impl:
 
 def _options(loss: str) -> dict[str, Any]:
     """Every option of ``loss`` with its torch default (from the spec, plus ``reduction``)."""
-    from spec import REGISTRY
-    from spec.sequence import SEQUENCE_LOSSES
+    from spec import OTHER_LOSSES, REGISTRY
 
-    if loss in SEQUENCE_LOSSES:
-        return {"reduction": "mean", **SEQUENCE_LOSSES[loss].defaults}
+    if loss in OTHER_LOSSES:
+        return {"reduction": "mean", **OTHER_LOSSES[loss].defaults}
     spec_loss = REGISTRY[loss]
     out: dict[str, Any] = {"reduction": "mean"}
     for v in spec_loss.variants:
@@ -51,14 +50,13 @@ def _options(loss: str) -> dict[str, Any]:
 
 def load(spec_: str, invocation_dir: Path) -> Impl:
     """Parse and import one ``NAME=package.module:attribute``; a BackendError says what is wrong."""
-    from spec import REGISTRY
-    from spec.sequence import SEQUENCE_LOSSES
+    from spec import OTHER_LOSSES, REGISTRY
 
     name, sep, ref = spec_.partition("=")
     if not sep or not ref:
         raise BackendError(f"--impl {spec_!r}: expected NAME=package.module:attribute")
-    if name not in REGISTRY and name not in SEQUENCE_LOSSES:
-        known = sorted({*REGISTRY, *SEQUENCE_LOSSES})
+    if name not in REGISTRY and name not in OTHER_LOSSES:
+        known = sorted({*REGISTRY, *OTHER_LOSSES})
         raise BackendError(f"--impl {spec_!r}: unknown loss {name!r}; expected one of {known}")
     here = str(invocation_dir)
     if sys.path[:1] != [here]:
@@ -69,7 +67,7 @@ def load(spec_: str, invocation_dir: Path) -> Impl:
         raise BackendError(f"--impl {spec_!r}: {e}") from None
     options = _options(name)
     # passed positionally, in torch.nn.functional order
-    n_tensors = len(SEQUENCE_LOSSES[name].tensors if name in SEQUENCE_LOSSES else REGISTRY[name].tensors)
+    n_tensors = len(OTHER_LOSSES[name].tensors if name in OTHER_LOSSES else REGISTRY[name].tensors)
     if inspect.isclass(obj) and _is_module(obj):
         accepted, whose = module_options(obj)
         unchecked = {o: why for o in options if (why := _not_taken(o, accepted, whose)) is not None}

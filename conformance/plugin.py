@@ -267,11 +267,10 @@ def selected_losses(config: pytest.Config) -> list[str] | None:
     raw = config.getoption("conformance_loss")
     if not raw:
         return None
-    from spec import REGISTRY
-    from spec.sequence import SEQUENCE_LOSSES
+    from spec import OTHER_LOSSES, REGISTRY
 
     names = [n.strip() for n in raw.split(",") if n.strip()]
-    known = sorted({*REGISTRY, *SEQUENCE_LOSSES})
+    known = sorted({*REGISTRY, *OTHER_LOSSES})
     unknown = [n for n in names if n not in known]
     if unknown:
         raise pytest.UsageError(f"--loss: unknown loss name(s) {unknown}; expected any of {known}")

@@ -78,10 +78,12 @@ def ctc_loss(
     reduction: str = "mean",
     zero_infinity: bool = False,
     upstream: Any = None,
+    underflow: float = 0.0,
 ) -> CTCResult:
     """CTC in float64 with torch.nn.functional's arguments: ``log_probs`` (T, N, C) or (T, C);
     ``targets`` (N, S) padded or (Σ target_lengths) concatenated ((S) unbatched);
-    ``input_lengths``, ``target_lengths`` (N) (or 0-d unbatched)."""
+    ``input_lengths``, ``target_lengths`` (N) (or 0-d unbatched). ``underflow``: the error-scale
+    allowance for one rounding's underflow (as for :func:`oracle.evaluate`)."""
     lp = np.asarray(log_probs)
     if lp.dtype.kind != "f":
         raise _fail("log_probs", "a floating-point array", f"dtype {lp.dtype}")
@@ -235,13 +237,14 @@ def ctc_loss(
     with np.errstate(invalid="ignore", over="ignore"):
         grad = torch_g * factor[None, :, None]
         true = true_g * factor[None, :, None]
-        g_sc = g_scale * np.abs(factor)[None, :, None] + np.abs(grad)
+        g_sc = g_scale * np.abs(factor)[None, :, None] + np.abs(grad) + 2 * underflow
         if reduction == "none":
             v_sc = s_n if batched else s_n.reshape(())
         else:
             weights = np.abs(factor) / (abs(u) if u else 1.0)  # 1 (sum) or 1 / (N max(L_n, 1)) (mean)
             terms = np.where(np.isfinite(losses), np.abs(losses), 0.0) * weights
             v_sc = np.asarray(np.sum(s_n * weights) + max(n - 1, 0) * np.sum(terms) + (n + 1) * np.abs(value))
+        v_sc = v_sc + (n + 1) * underflow
     if not batched:
         grad, true, g_sc = grad[:, 0, :], true[:, 0, :], g_sc[:, 0, :]
     return CTCResult(

@@ -30,11 +30,18 @@ from spec._core import (
     j,
     k,
 )
+from spec.composite import COMPOSITE_LOSSES, CompositeLoss
+from spec.sequence import SEQUENCE_LOSSES, SequenceLoss
+
+#: the losses outside ``REGISTRY`` (no closed form of their own: over alignments, or a composition),
+#: by torch.nn.functional name; each has its own checks in ``conformance/``
+OTHER_LOSSES: dict[str, SequenceLoss | CompositeLoss] = {**SEQUENCE_LOSSES, **COMPOSITE_LOSSES}
 
 __all__ = [
     "CLASS_AXIS",
     "FEATURE_AXIS",
     "NAMED_AXES",
+    "OTHER_LOSSES",
     "REDUCTIONS",
     "REDUCTION_RULES",
     "REGISTRY",

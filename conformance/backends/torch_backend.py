@@ -26,6 +26,21 @@ def _torch() -> Any:
     return torch
 
 
+def _chunked_linear_cross_entropy() -> Callable[..., Any] | None:
+    """torch's chunked path of linear_cross_entropy (it never materialises the logits), a loss of
+    its own for the suite: ``options`` is a dict of ``torch.nn.LinearCrossEntropyOptions`` fields."""
+    torch = _torch()
+    opts = getattr(torch.nn, "LinearCrossEntropyOptions", None)
+    fn = getattr(torch.nn.functional, "linear_cross_entropy", None)
+    if opts is None or fn is None:
+        return None
+
+    def chunked(*args: Any, options: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        return fn(*args, options=opts(**dict(options or {})), **kwargs)
+
+    return chunked
+
+
 class TorchBackend:
     """torch.nn.functional on one device."""
 
@@ -62,6 +77,8 @@ class TorchBackend:
         return ("float64", "float32", "float16", "bfloat16")
 
     def loss(self, name: str) -> Callable[..., Any] | None:
+        if name == "linear_cross_entropy[chunked]":
+            return _chunked_linear_cross_entropy()
         return getattr(_torch().nn.functional, name, None)
 
     def tensor(

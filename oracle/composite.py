@@ -1,0 +1,102 @@
+"""linear_cross_entropy: cross_entropy of ``input @ linear_weight.T + linear_bias`` (``spec.composite``).
+
+The logits are formed in float64 (a dot product over H: error at most about H·u·Σ_h|x_h W_kh|),
+cross_entropy's oracle takes them from there, and the chain rule maps its logit gradient g back:
+``∂/∂input = g W``, ``∂/∂linear_weight = gᵀ input``, ``∂/∂linear_bias = Σ_n g``.
+
+Error scales: cross_entropy's own (for exact logits), plus the logits' rounding carried through:
+to the value by ``Σ_k |g_k| S_k`` (``S_k = (H + 1)(Σ_h |x_h W_kh| + |b_k|)``, the dot product's
+bound), to g by ``2 max_k S_k (|g| + Σ_k |g_k|)`` (a softmax moves by at most twice its
+probabilities times the largest logit change), then through the products that form each gradient
+(their own roundings: H, N terms).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from oracle.api import OracleInputError, _float_array, evaluate
+
+Array = np.ndarray[Any, Any]
+
+
+@dataclass(frozen=True)
+class LinearCEResult:
+    value: Array
+    value_scale: Array
+    grads: dict[str, Array]
+    grad_scale: dict[str, Array]
+
+
+def _fail(arg: str, expected: str, got: object) -> OracleInputError:
+    return OracleInputError(f"{arg}: expected {expected}, got {got}")
+
+
+def linear_cross_entropy(
+    input: Any,
+    linear_weight: Any,
+    target: Any,
+    *,
+    linear_bias: Any = None,
+    weight: Any = None,
+    reduction: str = "mean",
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    options: Any = None,
+    upstream: Any = None,
+    underflow: float = 0.0,
+) -> LinearCEResult:
+    """Value and gradients (w.r.t. input, linear_weight and, if given, linear_bias) in float64;
+    ``options`` (torch's chunked path) does not change the function and is not looked at;
+    ``underflow`` is the error-scale allowance for one rounded operation's underflow (as for
+    :func:`oracle.evaluate`), added once per rounding of each product and sum."""
+    x = _float_array("input", input)
+    w_lin = _float_array("linear_weight", linear_weight)
+    if x.ndim not in (1, 2):
+        raise _fail("input", "shape (H) or (N, H)", f"shape {x.shape}")
+    h = x.shape[-1]
+    if w_lin.ndim != 2 or w_lin.shape[1] != h:
+        raise _fail(
+            "linear_weight", f"shape (C, {h}) (K-dim weights are not spec'd yet)", f"shape {w_lin.shape}"
+        )
+    c = w_lin.shape[0]
+    b = np.zeros(c) if linear_bias is None else _float_array("linear_bias", linear_bias)
+    if b.shape != (c,):
+        raise _fail("linear_bias", f"shape ({c},)", f"shape {b.shape}")
+    t = np.asarray(target)
+    probs = t.dtype.kind == "f"
+    if probs and ignore_index is not None:
+        raise _fail(
+            "ignore_index", "None with probability targets (any explicit value raises)", repr(ignore_index)
+        )
+    with np.errstate(all="ignore"):
+        z = x @ w_lin.T + b  # (C) or (N, C)
+        s_z = (h + 1) * (np.abs(x) @ np.abs(w_lin).T + np.abs(b))
+    kwargs: dict[str, Any] = {"reduction": reduction, "label_smoothing": label_smoothing}
+    if weight is not None:
+        kwargs["weight"] = weight
+    if not probs:
+        kwargs["ignore_index"] = -100 if ignore_index is None else ignore_index
+    r = evaluate("cross_entropy", z, t, wrt=("input",), upstream=upstream, underflow=underflow, **kwargs)
+    g, sg = np.asarray(r.grads["input"]), np.asarray(r.grad_scale["input"])
+    with np.errstate(all="ignore"):
+        zmax = np.max(s_z, axis=-1, keepdims=True)
+        value_scale = np.asarray(r.value_scale) + np.sum(np.abs(g) * s_z)  # g already carries the reduction
+        sg = sg + 2 * zmax * (np.abs(g) + np.sum(np.abs(g), axis=-1, keepdims=True))
+        g2, sg2 = np.atleast_2d(g), np.atleast_2d(sg)
+        x2 = np.atleast_2d(x)
+        n = x2.shape[0]
+        grads = {"input": (g2 @ w_lin).reshape(x.shape), "linear_weight": g2.T @ x2}
+        scales = {
+            "input": (sg2 @ np.abs(w_lin) + c * (np.abs(g2) @ np.abs(w_lin)) + 2 * c * underflow).reshape(
+                x.shape
+            ),
+            "linear_weight": sg2.T @ np.abs(x2) + n * (np.abs(g2).T @ np.abs(x2)) + 2 * n * underflow,
+        }
+        if linear_bias is not None:
+            grads["linear_bias"] = g2.sum(axis=0)
+            scales["linear_bias"] = sg2.sum(axis=0) + n * np.abs(g2).sum(axis=0) + n * underflow
+    return LinearCEResult(np.asarray(r.value), np.asarray(value_scale, np.float64), grads, scales)
