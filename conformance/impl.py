@@ -55,6 +55,12 @@ def load(spec_: str, invocation_dir: Path) -> Impl:
     name, sep, ref = spec_.partition("=")
     if not sep or not ref:
         raise BackendError(f"--impl {spec_!r}: expected NAME=package.module:attribute")
+    from spec.composite import MODULES
+
+    if name in MODULES:
+        raise BackendError(
+            f"--impl {spec_!r}: {name} is a module with parameters; --impl does not take it yet"
+        )
     if name not in REGISTRY and name not in OTHER_LOSSES:
         known = sorted({*REGISTRY, *OTHER_LOSSES})
         raise BackendError(f"--impl {spec_!r}: unknown loss {name!r}; expected one of {known}")

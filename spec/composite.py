@@ -51,6 +51,34 @@ LINEAR_CROSS_ENTROPY = CompositeLoss(
     doc=__doc__ or "",
 )
 
-#: the composite losses, by torch.nn.functional name (not in ``spec.REGISTRY``;
-#: ``conformance/test_linear_cross_entropy.py`` checks them)
-COMPOSITE_LOSSES: dict[str, CompositeLoss] = {LINEAR_CROSS_ENTROPY.name: LINEAR_CROSS_ENTROPY}
+ADAPTIVE_LOG_SOFTMAX = CompositeLoss(
+    name="AdaptiveLogSoftmaxWithLoss",
+    inner="log_softmax",
+    tensors=("input", "target"),
+    defaults={"div_value": 4.0, "head_bias": False},
+    doc="""``torch.nn.AdaptiveLogSoftmaxWithLoss(in_features, n_classes, cutoffs, div_value=4.0,
+head_bias=False)`` (a module; no functional form), Grave et al. 2016, as torch defines it
+(``torch/nn/modules/adaptive.py``): edges ``c = cutoffs + [n_classes]``; a head
+``Linear(H, c_0 + K, bias=head_bias)`` over the shortlist ``[0, c_0)`` and one entry per cluster;
+cluster i in 1..K covers ``[c_{i-1}, c_i)`` through ``Linear(H, h_i, bias=False)`` then
+``Linear(h_i, c_i - c_{i-1}, bias=False)``, ``h_i = int(H // div_value**i)`` (0 allowed: that
+cluster's logits are all 0).
+
+    log p(y | x) = log_softmax(head(x))[y]                                  y < c_0
+                 = log_softmax(head(x))[c_0 + i - 1]
+                   + log_softmax(tail_i(x))[y - c_{i-1}]                    c_{i-1} <= y < c_i
+
+``forward(input, target)`` returns ``(output, loss)``: output_n = log p(y_n | x_n) (<= 0, not a
+loss) and loss = -mean_n output_n, with no reduction, weight or ignore options; its gradients are
+w.r.t. the input and every parameter (torch's names: head.weight, head.bias, tail.i.0.weight,
+tail.i.1.weight).""",
+)
+
+#: the composite losses, by torch.nn name (not in ``spec.REGISTRY``; checked by
+#: ``conformance/test_linear_cross_entropy.py`` and ``conformance/test_adaptive.py``)
+COMPOSITE_LOSSES: dict[str, CompositeLoss] = {
+    LINEAR_CROSS_ENTROPY.name: LINEAR_CROSS_ENTROPY,
+    ADAPTIVE_LOG_SOFTMAX.name: ADAPTIVE_LOG_SOFTMAX,
+}
+#: those that are modules (built with parameters), not functions: no --impl for them yet
+MODULES = frozenset({ADAPTIVE_LOG_SOFTMAX.name})

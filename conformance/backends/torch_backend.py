@@ -41,6 +41,24 @@ def _chunked_linear_cross_entropy() -> Callable[..., Any] | None:
     return chunked
 
 
+def _adaptive_log_softmax_with_loss(
+    input: Any, target: Any, params: Mapping[str, Any], *, n_classes: int, cutoffs: Sequence[int],
+    div_value: float = 4.0, head_bias: bool = False,
+) -> Any:  # fmt: skip
+    """torch.nn.AdaptiveLogSoftmaxWithLoss built for these arguments and called with ``params``
+    (its parameters by torch's names) in place of its own: ``(output, loss)``."""
+    import warnings
+
+    torch = _torch()
+    with warnings.catch_warnings():  # a hidden size of 0: "Initializing zero-element tensors is a no-op"
+        warnings.simplefilter("ignore", UserWarning)
+        module = torch.nn.AdaptiveLogSoftmaxWithLoss(
+            input.shape[-1], n_classes, list(cutoffs), div_value=div_value, head_bias=head_bias,
+            device=input.device, dtype=input.dtype,
+        )  # fmt: skip
+    return torch.func.functional_call(module, dict(params), (input, target))
+
+
 class TorchBackend:
     """torch.nn.functional on one device."""
 
@@ -79,6 +97,8 @@ class TorchBackend:
     def loss(self, name: str) -> Callable[..., Any] | None:
         if name == "linear_cross_entropy[chunked]":
             return _chunked_linear_cross_entropy()
+        if name == "AdaptiveLogSoftmaxWithLoss":
+            return _adaptive_log_softmax_with_loss
         return getattr(_torch().nn.functional, name, None)
 
     def tensor(
