@@ -137,7 +137,7 @@ def check(backend: Any, case: LCECase) -> None:
         out = fn(t["input"], t["linear_weight"], t["target"], **{k: t[k] for k in t if k not in
                  ("input", "linear_weight", "target")}, **kw)  # fmt: skip
     oracle_kw = {k: v for k, v in case.options.items() if k != "options"}
-    arrays = dict(case.arrays)
+    arrays: dict[str, Any] = dict(case.arrays)
     oracle_kw["underflow"] = underflow(case.dtype)
     exp = linear_cross_entropy(arrays.pop("input"), arrays.pop("linear_weight"), arrays.pop("target"),
                                **arrays, **oracle_kw)  # fmt: skip
