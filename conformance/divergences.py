@@ -331,15 +331,17 @@ def _empty_batch_garbage(loss: str) -> Divergence:
 
 def _cosine_float16_eps_vanishes(case: Case, wrt: Sequence[str]) -> bool:
     """float16: torch forms Σx1² + ε, Σx2² + ε and their product in float16, where ε = 1e-12
-    rounds to 0 and the product overflows above 65504. Hit where either squared norm is 0 in
-    float16 (0/0), or the product of the two, rounded, is inf (cos = 0)."""
+    rounds to 0, the product overflows above 65504 and underflows below 2^-14. Hit where either
+    squared norm is 0 in float16 (0/0), or the product of the two, rounded, is inf (cos = 0) or
+    below float16's smallest normal number (cos inf: [2^-6]·[2^-7] has the product 2^-26)."""
     with np.errstate(all="ignore"):
         sq = []
         for name in ("input1", "input2"):
             x = case.arrays[name].astype(np.float16)
             sq.append(np.sum(x * x, axis=-1, dtype=np.float32).astype(np.float16))
         prod = (sq[0] * sq[1]).astype(np.float16)
-    return bool(np.any((sq[0] == 0) | (sq[1] == 0) | ~np.isfinite(prod)))
+    # (a subnormal or 0 product: torch's denominator sqrt of it is far off or 0, cos inf)
+    return bool(np.any((sq[0] == 0) | (sq[1] == 0) | ~np.isfinite(prod) | (prod < 2.0**-14)))
 
 
 def _cosine_grad_intermediate_underflows(case: Case, wrt: Sequence[str]) -> bool:
@@ -755,7 +757,8 @@ DIVERGENCES: tuple[Divergence, ...] = (
             "2.13.0+cpu: cosine_embedding_loss(zeros(1, 1), zeros(1, 1), tensor([-1.]), "
             "'none') in float16 -> [nan] (spec 0). Likewise the product of the squared norms "
             "overflows float16: input1 [4, 0], input2 [64, 0], y = 1 -> 1. (16·4096 > 65504: "
-            "cos = 0; spec 3.1e-14)."
+            "cos = 0; spec 3.1e-14), and underflows: input1 [2^-6], input2 [2^-7], y = -1 -> inf "
+            "(spec 0.99999999)."
         ),
         hits=_cosine_float16_eps_vanishes,
         witnesses=(
