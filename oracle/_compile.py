@@ -42,9 +42,10 @@ class Form:
     fn: Lowered
     scale: Lowered
     switches: tuple[Switch, ...]
-    #: the branches of the scale expression itself (a step's factor in a product is 0 or 1): a
-    #: branch of ``fn`` flipped near its boundary flips the same condition here too
-    scale_switches: tuple[Switch, ...] = ()
+    #: for each branch of the scale expression itself (a step's factor in a product is 0 or 1),
+    #: the number of ``fn``'s branch on the same condition, or -1: a branch of ``fn`` flipped near
+    #: its boundary flips the same condition in the scale too
+    scale_map: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,15 +112,10 @@ def _form(e: sp.Expr, names: tuple[str, ...], idx: frozenset[str], out: tuple[sp
     fn = lower(e, names, idx, out)
     switches = tuple(Switch(lower(m, names, idx), lower(scale(m), names, idx)) for m in fn.switches)
     sc = lower(scale(e), names, idx, out)
-    known = {m: sw for m, sw in zip(fn.switches, switches, strict=True)}
     # only the scale's branches on the same conditions as fn's (the others are the scale's own
     # case splits, not decisions a rounding can flip)
-    sc_switches = tuple(known.get(m, _NEVER) for m in sc.switches)
-    return Form(fn, sc, switches, sc_switches)
-
-
-#: a switch that never flips (its margin's scale is 0)
-_NEVER = Switch(lower(sp.Integer(1), (), frozenset()), lower(sp.Integer(0), (), frozenset()))
+    known = {m: n for n, m in enumerate(fn.switches)}
+    return Form(fn, sc, switches, tuple(known.get(m, -1) for m in sc.switches))
 
 
 @cache

@@ -400,24 +400,24 @@ def _per_element(
         sc = np.abs(np.asarray(form.scale(env), dtype=dtype))
         lo, hi = val, val
         if branch_tol is not None:
+            nears: dict[int, Array] = {}
             for n, sw in enumerate(form.switches):
                 m = np.asarray(sw.margin(env))
                 ms = np.asarray(sw.scale(env))
                 near = (np.abs(m) <= branch_tol * ms) & (ms > 0)
                 if near.any():
+                    nears[n] = near
                     other = np.asarray(form.fn(env, {n: near}), dtype=dtype)
                     other = np.where(np.isnan(other) & ~np.isnan(val), val, other)
                     lo, hi = np.fmin(lo, other), np.fmax(hi, other)
-            # the error scale of the other side too, with the same conditions flipped in it
-            flips = {}
-            for n, sw in enumerate(form.scale_switches):
-                m = np.asarray(sw.margin(env))
-                ms = np.asarray(sw.scale(env))
-                near = (np.abs(m) <= branch_tol * ms) & (ms > 0)
-                if near.any():
-                    flips[n] = near
-            # each condition flipped alone (as the value's sides are), and all of them together
-            for alt in [*({n: f} for n, f in flips.items()), *([flips] if len(flips) > 1 else [])]:
+            # the error scale of the other side too, with the same condition flipped in it
+            # wherever it occurs: each of fn's conditions alone (as the value's sides are), and all
+            # of them together
+            alts = [{k: nears[i] for k, j in enumerate(form.scale_map) if j == i} for i in nears]
+            alts = [a for a in alts if a]
+            if len(alts) > 1:
+                alts.append({k: f for a in alts for k, f in a.items()})
+            for alt in alts:
                 sc = np.maximum(sc, np.abs(np.asarray(form.scale(env, alt), dtype=dtype)))
     shape = np.broadcast_shapes(val.shape, lo.shape, hi.shape, sc.shape)
     out = tuple(np.broadcast_to(a, shape) for a in (val, lo, hi, sc))
