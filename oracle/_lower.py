@@ -59,7 +59,6 @@ _FUNCS: dict[type[sp.Basic], str] = {
     sp.exp: "numpy.exp",
     sp.log: "numpy.log",
     sp.Abs: "numpy.abs",
-    sp.sign: "numpy.sign",
     sp.tanh: "numpy.tanh",
     sp.cosh: "numpy.cosh",
     sp.sinh: "numpy.sinh",
@@ -99,6 +98,7 @@ class _Lowerer:
         self.index_args = index_args
         self.switches: list[sp.Expr] = []  # the margin (signed distance to the boundary) of each branch
         self.temps: dict[sp.Symbol, Labels] = {}  # common subexpressions: their labels
+        self.temp_exprs: dict[sp.Symbol, sp.Expr] = {}  # and what they stand for
 
     # -- alignment ----------------------------------------------------------------------------
     @staticmethod
@@ -144,6 +144,8 @@ class _Lowerer:
             return self.branch(e)
         if isinstance(e, sp.Heaviside):
             return self.step(e)
+        if isinstance(e, sp.sign):
+            return self.sign(e)
         if isinstance(e, sp.core.relational.Relational):
             (a, b), to = self.combine([self.lower(e.lhs), self.lower(e.rhs)])
             return _Code(f"{_RELATIONS[type(e)]}({a}, {b})", to)
@@ -328,6 +330,23 @@ class _Lowerer:
         op = "numpy.greater_equal" if at0 == 1 else "numpy.greater"
         return self._switch(z, _Code(f"{op}({zs}, 0.0)", arg.labels), one, zero)
 
+    def sign(self, e: sp.sign) -> _Code:
+        """``sign(z)`` = [z > 0] - [z < 0], two branches on z: a sign decided within rounding of 0
+        (a p-norm's ``|u|`` at u = a - b + eps ≈ 0) may be taken either way."""
+        (z,) = e.args
+        arg = self.lower(z)
+        zs = self.align(arg, arg.labels)
+        full = z
+        while full.has(*self.temp_exprs):
+            full = full.xreplace(self.temp_exprs)
+        if _one_rounding(full):  # a correctly rounded operation keeps the sign of its exact result
+            return _Code(f"numpy.sign({zs})", arg.labels)
+        one, zero = _Code("1.0", (), literal=True), _Code("0.0", (), literal=True)
+        pos = self._switch(z, _Code(f"numpy.greater({zs}, 0.0)", arg.labels), one, zero)
+        neg = self._switch(-z, _Code(f"numpy.less({zs}, 0.0)", arg.labels), one, zero)
+        (a, b), to = self.combine([pos, neg])
+        return _Code(f"({a} - {b})", to)
+
     def node_hinge(self, e: sp.Function) -> _Code:
         v, at0 = e.args
         arg = self.lower(v)
@@ -355,6 +374,23 @@ class _Lowerer:
         op = "numpy.greater_equal" if isinstance(e, sp.Max) else "numpy.less_equal"
         (sa, sb), to = self.combine([la, lb])
         return self._switch(a - b, _Code(f"{op}({sa}, {sb})", to), la, lb)
+
+
+def _one_rounding(z: sp.Basic) -> bool:
+    """``z`` is an argument, or one operation (a sum of two, a product) of arguments and exact
+    numbers: its float value has the sign of its exact value (``x - y``, L1's difference)."""
+
+    def atom(a: sp.Basic) -> bool:
+        return isinstance(a, (sp.Symbol, sp.Indexed)) or (a.is_Integer and abs(int(a)) < 2**53)
+
+    if atom(z):
+        return True
+    if isinstance(z, sp.Mul) and len(z.args) == 2 and z.args[0] in (-1, 1) and atom(z.args[1]):
+        return True  # -x: exact
+    parts = [
+        a.args[1] if isinstance(a, sp.Mul) and len(a.args) == 2 and a.args[0] == -1 else a for a in z.args
+    ]
+    return isinstance(z, (sp.Add, sp.Mul)) and len(z.args) == 2 and all(atom(a) for a in parts)
 
 
 def _is_flag_condition(cond: sp.Basic) -> bool:
@@ -440,6 +476,7 @@ def lower(
     for t, e in temps:
         c = lw.lower(e)
         lw.temps[t] = c.labels
+        lw.temp_exprs[t] = e
         lines.append(f"    {t} = {c.src}")
     body = lw.lower(reduced)
     want = body.labels if out is None else _order(out)
