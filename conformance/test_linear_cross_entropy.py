@@ -163,10 +163,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     from conformance.conftest import _parametrize
     from conformance.plugin import backend_of, selected_losses
 
-    if "lce" not in metafunc.fixturenames:
-        return
     wanted = selected_losses(metafunc.config)
     backend = backend_of(metafunc.config)
+    if "lce_witness" in metafunc.fixturenames:  # deselected (not skipped) where --loss leaves it out
+        on = wanted is None or LOSS in wanted
+        _parametrize(metafunc, ("lce_witness",), [pytest.param(WITNESS, id=f"{LOSS}-chunked")] if on else [])
+        return
+    if "lce" not in metafunc.fixturenames:
+        return
     params = []
     if wanted is None or LOSS in wanted:
         for path, name in PATHS.items():
@@ -192,18 +196,13 @@ def test_linear_cross_entropy(backend: Any, lce: tuple[str, DType], data: st.Dat
 
 
 def test_linear_cross_entropy_chunked_all_ignored_divergence(
-    backend: Any, request: pytest.FixtureRequest
+    backend: Any, lce_witness: LCECase, request: pytest.FixtureRequest
 ) -> None:
     """The witness of ``chunked_all_ignored`` (a strict xfail on torch 2.13)."""
-    from conformance.plugin import selected_losses
-
-    wanted = selected_losses(request.config)
-    if wanted is not None and LOSS not in wanted:
-        pytest.skip(f"--loss does not select {LOSS}")
     if backend.loss(PATHS["chunked"]) is None:
         pytest.skip(f"{backend.name} has no chunked linear_cross_entropy")
     version = str(dict(backend.describe()).get("torch", ""))
     if backend.name.startswith("torch-") and LOSS not in getattr(backend, "overrides", {}):
         strict = version.startswith("2.13.")
         request.applymarker(pytest.mark.xfail(strict=strict, reason=chunked_all_ignored.__doc__ or ""))
-    check(backend, WITNESS)
+    check(backend, lce_witness)
