@@ -113,10 +113,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     from conformance.conftest import _parametrize
     from conformance.plugin import backend_of, selected_losses
 
-    if "asm_dtype" not in metafunc.fixturenames:
-        return
     wanted = selected_losses(metafunc.config)
     backend = backend_of(metafunc.config)
+    if "asm_bad" in metafunc.fixturenames:  # deselected (not skipped) where --loss leaves it out
+        on = wanted is None or LOSS in wanted
+        _parametrize(
+            metafunc, ("asm_bad",), [pytest.param(b[1], id=f"{LOSS}-{b[0]}") for b in BAD] if on else []
+        )
+        return
+    if "asm_dtype" not in metafunc.fixturenames:
+        return
     marks = (
         [] if backend.loss(LOSS) is not None else [pytest.mark.skip(reason=f"{backend.name} has no {LOSS}")]
     )
@@ -128,3 +134,39 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def test_adaptive_log_softmax_with_loss(backend: Any, asm_dtype: DType, data: st.DataObject) -> None:
     """output, loss and their gradients against the definition."""
     check(backend, data.draw(asm_cases(asm_dtype), label="case"))
+
+
+def _bad_calls() -> list[tuple[str, dict[str, Any]]]:
+    """Invalid calls of the module, each breaking one rule; the oracle rejects each and torch 2.13
+    raises on each (measured)."""
+    opts = {"n_classes": 5, "cutoffs": [2], "div_value": 2.0, "head_bias": False}
+    shapes = parameter_shapes(3, 5, [2], 2.0, False)
+    params = {k: np.zeros(s) for k, s in shapes.items()}
+    base: dict[str, Any] = {"input": np.zeros((2, 3)), "target": np.array([0, 3]), "params": params, **opts}
+    return [
+        ("target-too-large", {**base, "target": np.array([0, 5])}),
+        ("target-negative", {**base, "target": np.array([0, -1])}),
+        ("target-batch-size", {**base, "target": np.array([0, 1, 2])}),
+        ("input-3d", {**base, "input": np.zeros((1, 2, 3)), "target": np.array([[0, 3]])}),
+        ("target-float", {**base, "target": np.array([0.0, 1.0])}),
+    ]
+
+
+BAD = _bad_calls()
+
+
+def test_adaptive_rejects_bad_input(backend: Any, asm_bad: dict[str, Any]) -> None:
+    """The oracle rejects the call, naming the argument; the backend must raise."""
+    from oracle.api import OracleInputError
+
+    call = dict(asm_bad)
+    x, t, params = call.pop("input"), call.pop("target"), call.pop("params")
+    with pytest.raises(OracleInputError):
+        adaptive_log_softmax_with_loss(x, t, params, **call)
+    fn = backend.loss(LOSS)
+    ps = {k: backend.tensor(v, "float64") for k, v in params.items()}
+    try:
+        got = fn(backend.tensor(x, "float64"), backend.tensor(t, "float64"), ps, **call)
+    except Exception:
+        return
+    pytest.fail(f"{LOSS} accepted an invalid call: returned {got}", pytrace=False)

@@ -165,9 +165,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
     wanted = selected_losses(metafunc.config)
     backend = backend_of(metafunc.config)
-    if "lce_witness" in metafunc.fixturenames:  # deselected (not skipped) where --loss leaves it out
-        on = wanted is None or LOSS in wanted
+    on = wanted is None or LOSS in wanted  # else deselected (not skipped), as --loss does elsewhere
+    if "lce_witness" in metafunc.fixturenames:
         _parametrize(metafunc, ("lce_witness",), [pytest.param(WITNESS, id=f"{LOSS}-chunked")] if on else [])
+        return
+    if "lce_bad" in metafunc.fixturenames:
+        bad = [pytest.param(b[1], id=f"{LOSS}-{b[0]}") for b in BAD] if on else []
+        _parametrize(metafunc, ("lce_bad",), bad)
         return
     if "lce" not in metafunc.fixturenames:
         return
@@ -206,3 +210,41 @@ def test_linear_cross_entropy_chunked_all_ignored_divergence(
         strict = version.startswith("2.13.")
         request.applymarker(pytest.mark.xfail(strict=strict, reason=chunked_all_ignored.__doc__ or ""))
     check(backend, lce_witness)
+
+
+def _bad_calls() -> list[tuple[str, dict[str, Any]]]:
+    """Invalid calls, each breaking one rule of ``spec.composite``; the oracle rejects each and
+    torch 2.13 raises on each (measured)."""
+    x, w, t = np.zeros((2, 3)), np.zeros((4, 3)), np.array([0, 3])
+    base: dict[str, Any] = {"input": x, "linear_weight": w, "target": t}
+    return [
+        ("input-3d", {**base, "input": np.zeros((1, 2, 3))}),
+        ("linear-weight-other-in-features", {**base, "linear_weight": np.zeros((4, 2))}),
+        ("linear-bias-size", {**base, "linear_bias": np.zeros(3)}),
+        ("probabilities-with-ignore-index", {**base, "target": np.full((2, 4), 0.25), "ignore_index": -100}),
+        ("target-out-of-range", {**base, "target": np.array([0, 4])}),
+        ("target-batch-size", {**base, "target": np.array([0, 1, 2])}),
+        ("reduction-unknown", {**base, "reduction": "average"}),
+    ]
+
+
+BAD = _bad_calls()
+
+
+def test_linear_cross_entropy_rejects_bad_input(backend: Any, lce_bad: dict[str, Any]) -> None:
+    """The oracle rejects the call, naming the argument; the backend (reference path) must raise."""
+    from oracle.api import OracleInputError
+
+    call = dict(lce_bad)
+    x, w, t = call.pop("input"), call.pop("linear_weight"), call.pop("target")
+    with pytest.raises(OracleInputError):
+        linear_cross_entropy(x, w, t, **call)
+    fn = backend.loss(LOSS)
+    tensors = {k: backend.tensor(v, "float64") for k, v in call.items() if isinstance(v, np.ndarray)}
+    rest = {k: v for k, v in call.items() if not isinstance(v, np.ndarray)}
+    try:
+        got = fn(backend.tensor(x, "float64"), backend.tensor(w, "float64"), backend.tensor(t, "float64"),
+                 **tensors, **rest)  # fmt: skip
+    except Exception:
+        return
+    pytest.fail(f"{LOSS} accepted an invalid call: returned {got}", pytrace=False)
