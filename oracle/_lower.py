@@ -97,6 +97,7 @@ class _Lowerer:
     def __init__(self, index_args: frozenset[str]) -> None:
         self.index_args = index_args
         self.switches: list[sp.Expr] = []  # the margin (signed distance to the boundary) of each branch
+        self.keyed: dict[tuple[Any, ...], int] = {}  # steps' conditions -> their switch
         self.temps: dict[sp.Symbol, Labels] = {}  # common subexpressions: their labels
         self.temp_exprs: dict[sp.Symbol, sp.Expr] = {}  # and what they stand for
 
@@ -305,30 +306,51 @@ class _Lowerer:
         return _Code(f"{u} * ({u} / {v})", to)
 
     # -- branches -----------------------------------------------------------------------------------
-    def _switch(self, margin: sp.Expr, cond: _Code, then: _Code, other: _Code) -> _Code:
-        n = len(self.switches)
-        self.switches.append(margin)
+    def _switch(
+        self, margin: sp.Expr, cond: _Code, then: _Code, other: _Code, key: tuple[Any, ...] | None = None
+    ) -> _Code:
+        # a step on the same condition (``key``) anywhere in the expression is one decision: one
+        # switch, flipped everywhere at once
+        n = self.keyed.get(key, len(self.switches)) if key is not None else len(self.switches)
+        if n == len(self.switches):
+            self.switches.append(margin)
+            if key is not None:
+                self.keyed[key] = n
         flipped = _Code(f"_k.flip(_flips, {n}, {self.align(cond, cond.labels)})", cond.labels)
         (c, t, o), to = self.combine([flipped, then, other])
         return _Code(f"numpy.where({c}, {t}, {o})", to)
 
     def step(self, e: sp.Heaviside) -> _Code:
         """``Heaviside(z, h0)``, its value at 0 stated (0 or 1: a kink's convention; ½: the tie of
-        a Min's derivative, torch.minimum's split): a branch on z like a Piecewise's."""
-        z, *h0 = e.args
+        a Min's derivative, torch.minimum's split): a branch on z like a Piecewise's.
+
+        Written on a canonical sign of its argument (``H(-z, h0) = 1 - H(z, 1 - h0)``), with one
+        switch per condition: the two sides of a Min's derivative, H(b - a) and H(a - b), are one
+        decision, and ½ = ½(H(z, 0) + H(z, 1)) two switches, so that a tie is reachable too."""
+        w, *h0 = e.args
         at0 = h0[0] if h0 else sp.S.Half
         if at0 not in (0, sp.S.Half, 1):
             raise NotImplementedError(f"Heaviside's value at 0 must be 0, 1/2 or 1: {e}")
+        full = w.xreplace(self.temp_exprs) if self.temp_exprs else w
+        while full.has(*self.temp_exprs):
+            full = full.xreplace(self.temp_exprs)
+        flip_sign = sp.default_sort_key(-full) < sp.default_sort_key(full)
+        z = -w if flip_sign else w
+        zfull = -full if flip_sign else full
+        at = 1 - at0 if flip_sign else at0
         arg = self.lower(z)
         zs = self.align(arg, arg.labels)
         one, zero = _Code("1.0", (), literal=True), _Code("0.0", (), literal=True)
-        if at0 == sp.S.Half:  # ½(H(z, 0) + H(z, 1)): two switches, so that either side is reachable
-            strict = self._switch(z, _Code(f"numpy.greater({zs}, 0.0)", arg.labels), one, zero)
-            loose = self._switch(z, _Code(f"numpy.greater_equal({zs}, 0.0)", arg.labels), one, zero)
-            (a, b), to = self.combine([strict, loose])
-            return _Code(f"0.5 * ({a} + {b})", to)
-        op = "numpy.greater_equal" if at0 == 1 else "numpy.greater"
-        return self._switch(z, _Code(f"{op}({zs}, 0.0)", arg.labels), one, zero)
+
+        def switch(op: str) -> _Code:
+            return self._switch(zfull, _Code(f"{op}({zs}, 0.0)", arg.labels), one, zero, key=(zfull, op))
+
+        if at == sp.S.Half:
+            (a, b), to = self.combine([switch("numpy.greater"), switch("numpy.greater_equal")])
+            code = _Code(f"0.5 * ({a} + {b})", to)
+        else:
+            code = switch("numpy.greater_equal" if at == 1 else "numpy.greater")
+        return _Code(f"(1.0 - {self.align(code, code.labels)})", code.labels) if flip_sign else code
 
     def sign(self, e: sp.sign) -> _Code:
         """``sign(z)`` = [z > 0] - [z < 0], two branches on z: a sign decided within rounding of 0

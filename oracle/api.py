@@ -407,9 +407,18 @@ def _per_element(
                 near = (np.abs(m) <= branch_tol * ms) & (ms > 0)
                 if near.any():
                     nears[n] = near
-                    other = np.asarray(form.fn(env, {n: near}), dtype=dtype)
-                    other = np.where(np.isnan(other) & ~np.isnan(val), val, other)
-                    lo, hi = np.fmin(lo, other), np.fmax(hi, other)
+                    # all near elements flipped, and those above, below and on the boundary apart:
+                    # in a sum, flips can cancel (Σ_k H(z_k) with z_0 > 0 and z_1 = 0)
+                    sides = [g for g in (near & (m > 0), near & (m < 0), near & (m == 0)) if g.any()]
+                    masks = [near] + (sides if len(sides) > 1 else [])
+                    for mask in masks:
+                        other = np.asarray(form.fn(env, {n: mask}), dtype=dtype)
+                        other = np.where(np.isnan(other) & ~np.isnan(val), val, other)
+                        lo, hi = np.fmin(lo, other), np.fmax(hi, other)
+            if len(nears) > 1:  # every near decision taken the other way at once
+                other = np.asarray(form.fn(env, nears), dtype=dtype)
+                other = np.where(np.isnan(other) & ~np.isnan(val), val, other)
+                lo, hi = np.fmin(lo, other), np.fmax(hi, other)
             # the error scale of the other side too, with the same condition flipped in it
             # wherever it occurs: each of fn's conditions alone (as the value's sides are), and all
             # of them together
