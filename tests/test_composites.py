@@ -17,7 +17,10 @@ from conformance.backends.override import OverrideBackend
 from conformance.backends.torch_backend import cpu
 
 
-def _caught(check: Any, strategy: Any, backend: Any) -> Any:
+def caught(check: Any, strategy: Any, backend: Any) -> Any:
+    """A case of ``strategy`` on which ``check`` fails ``backend`` and passes torch-cpu (so not a
+    false alarm), searched with Hypothesis; ``find`` raises if there is none."""
+
     def fails(case: Any) -> bool:
         try:
             check(backend, case)
@@ -85,7 +88,7 @@ def asm_tail_without_head(input: Any, target: Any, params: Any, **kw: Any) -> An
 def test_planted_linear_cross_entropy_bug_is_caught(loss: str, mutant: Any, path: str) -> None:
     from conformance.test_linear_cross_entropy import check, lce_cases
 
-    assert _caught(check, lce_cases("float64", path), OverrideBackend(cpu, {loss: mutant})) is not None
+    assert caught(check, lce_cases("float64", path), OverrideBackend(cpu, {loss: mutant})) is not None
 
 
 @pytest.mark.parametrize(
@@ -95,4 +98,4 @@ def test_planted_adaptive_bug_is_caught(mutant: Any) -> None:
     from conformance.test_adaptive import asm_cases, check
 
     backend = OverrideBackend(cpu, {"AdaptiveLogSoftmaxWithLoss": mutant})
-    assert _caught(check, asm_cases("float64"), backend) is not None
+    assert caught(check, asm_cases("float64"), backend) is not None

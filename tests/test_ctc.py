@@ -221,22 +221,10 @@ if __name__ == "__main__":
 def _catches(backend: Any, dtype: str = "float64") -> Any:
     """A case of conformance/test_ctc.py's strategy on which ``backend`` fails its check (and torch
     passes), or None."""
-    from hypothesis import find
-
-    from conformance.backends.torch_backend import cpu
     from conformance.test_ctc import check, ctc_cases
+    from tests.test_composites import caught
 
-    def fails(case: Any) -> bool:
-        try:
-            check(backend, case)
-        except BaseException as e:  # pytest.fail raises Failed, a BaseException
-            if type(e).__name__ != "Failed":
-                raise
-            check(cpu, case)  # torch conforms on it: not a false alarm
-            return True
-        return False
-
-    return find(ctc_cases(dtype), fails, settings=settings(max_examples=400, database=None, deadline=None))
+    return caught(check, ctc_cases(dtype), backend)
 
 
 @pytest.mark.parametrize("mutant", ["ctc_mean_by_total_length", "ctc_blank_fixed_at_zero",
