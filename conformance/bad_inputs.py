@@ -168,7 +168,7 @@ def valid_case(v: Variant, dtype: DType = "float32") -> Case:
             arrays[a.name] = np.full(SHAPE[:1], _INSIDE.get(a.domain.kind, 0.5))
         else:
             arrays[a.name] = np.full(SHAPE, _INSIDE.get(a.domain.kind, 0.5))
-    return Case(v.loss, v.name, dtype, arrays, {}, "mean")
+    return Case(v.loss, v.name, dtype, arrays, dict(v.selects), "mean")
 
 
 def _outside(interval: Any) -> list[tuple[str, float]]:

@@ -27,6 +27,12 @@ def _variant_params(config: pytest.Config, prop: str | None = None) -> list[Any]
         marks = []
         if backend.loss(v.loss) is None:
             marks.append(pytest.mark.skip(reason=f"backend {backend.name} does not provide {v.loss}"))
+        elif v.selects:
+            from conformance.harness import unselectable
+
+            why = unselectable(backend, v)
+            if why is not None:
+                marks.append(pytest.mark.skip(reason=why))
         vid = v.loss if v.name == "default" else f"{v.loss}-{v.name}"
         out.append(pytest.param(v, id=vid, marks=marks))
     return out

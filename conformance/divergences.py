@@ -344,6 +344,22 @@ def _cosine_float16_eps_vanishes(case: Case, wrt: Sequence[str]) -> bool:
     return bool(np.any((sq[0] == 0) | (sq[1] == 0) | ~np.isfinite(prod) | (prod < 2.0**-14)))
 
 
+def _cosine_similarity_float16_norm_out_of_range(case: Case, wrt: Sequence[str]) -> bool:
+    """float16, triplet_margin_with_distance_loss with the cosine distance: torch clamps each norm
+    at eps = 1e-8 in float16, where eps rounds to 0, and divides by the norm in float16. Hit where
+    some vector's norm, rounded to float16, is 0 (0/0), above 65504 (x/inf = 0) or below float16's
+    smallest normal number 2^-14 (a subnormal divisor: the quotient loses its accuracy)."""
+    if case.variant != "cosine_distance":
+        return False
+    with np.errstate(all="ignore"):
+        for name in ("anchor", "positive", "negative"):
+            x = np.asarray(case.arrays[name], np.float16).astype(np.float32)
+            n = np.sqrt(np.sum(x * x, axis=-1)).astype(np.float16)
+            if np.any((n < 2.0**-14) | ~np.isfinite(n)):
+                return True
+    return False
+
+
 def _cosine_grad_intermediate_underflows(case: Case, wrt: Sequence[str]) -> bool:
     """torch's autograd of cos = Σx1x2 / sqrt(m1·m2) forms prod_sum / denom² · (0.5 / denom) before
     multiplying by m2·2x1: where that intermediate falls below the dtype's smallest normal number
@@ -776,6 +792,37 @@ DIVERGENCES: tuple[Divergence, ...] = (
         ),
     ),
     _triplet_underflow(),
+    Divergence(
+        id="cosine-similarity-float16-norm-out-of-range",
+        backends="torch-*",
+        loss="triplet_margin_with_distance_loss",
+        dtypes=("float16",),
+        library="torch",
+        versions="2.13.*",
+        reason=(
+            "float16, distance_function = 1 - cosine_similarity: torch clamps each norm at eps "
+            "in float16, where eps = 1e-8 rounds to 0, so a zero vector gives 0/0 = NaN where the "
+            "spec's cos = 0 / max(0, 1e-8)² = 0 (the float32, bfloat16 and float64 clamps keep "
+            "eps); a norm above 65504 is inf (x/inf = 0). Measured on torch 2.13.0+cpu: "
+            "F.cosine_similarity(zeros(3), tensor([1., 1., 0.]), dim=-1) in float16 -> nan "
+            "(float32: 0.); the triplet loss of three zero vectors (D = 1, reduction 'none') -> nan "
+            "(spec 1.0)."
+        ),
+        hits=_cosine_similarity_float16_norm_out_of_range,
+        witnesses=(
+            (
+                Case(
+                    "triplet_margin_with_distance_loss",
+                    "cosine_distance",
+                    "float16",
+                    {"anchor": np.zeros(1), "positive": np.zeros(1), "negative": np.zeros(1)},
+                    {"margin": 1.0, "swap": False, "distance_function": "cosine_distance"},
+                    "none",
+                ),
+                (),
+            ),
+        ),
+    ),
     Divergence(
         id="cosine-embedding-grad-intermediate-underflow",
         backends="torch-*",

@@ -20,6 +20,7 @@ import oracle
 from conformance.backends import Backend, DType, Layout
 from conformance.errormodel import Mismatch, branch_tol, compare, underflow
 from conformance.strategies import Case
+from spec import Variant
 
 Array = np.ndarray[Any, Any]
 
@@ -96,7 +97,7 @@ def run(
     rest = {k: v for k, v in t.items() if k not in names}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        out = fn(*(t[n] for n in names), **rest, **case.kwargs())
+        out = fn(*(t[n] for n in names), **rest, **backend_options(backend, case))
         _check_result(out, t[names[0]], case)
         grads: dict[str, Array | None] = {}
         if wrt:
@@ -410,6 +411,41 @@ def fixed_options(backend: Backend, loss: str) -> frozenset[str]:
     """The options of ``loss`` that the backend's --impl does not take (drawn at their defaults)."""
     impl = getattr(backend, "impls", {}).get(loss)
     return frozenset(impl.unchecked) if impl is not None else frozenset()
+
+
+def unselectable(backend: Backend, variant: Variant) -> str | None:
+    """Why ``variant`` cannot be checked on ``backend``: an option that selects it (a function the
+    spec names, ``Variant.selects``) that the --impl does not take, or that the backend has no form
+    of (capability "functions"); None when it can."""
+    from conformance.backends import missing_capability
+
+    for option, name in variant.selects.items():
+        impl = getattr(backend, "impls", {}).get(variant.loss)
+        if impl is not None and not impl.supports(option):
+            return (
+                f"the implementation of {variant.loss} does not take {option!r} "
+                f"({impl.unchecked[option]}): {variant.key} left unchecked"
+            )
+        why = missing_capability(backend, "functions")
+        if why is not None:
+            return f"{variant.key} needs {option}={name!r}: {why}"
+        if backend.function(name) is None:  # type: ignore[attr-defined]
+            return f"backend {backend.name} has no function {name!r}: {variant.key} left unchecked"
+    return None
+
+
+def backend_options(backend: Backend, case: Case) -> dict[str, Any]:
+    """The case's options and reduction as the backend takes them: an option that names a spec
+    function (``Variant.selects``) becomes the backend's own callable for it."""
+    from spec import REGISTRY
+
+    kw = case.kwargs()
+    loss = REGISTRY.get(case.loss)
+    if loss is not None:
+        for option in loss.variant(case.variant).selects:
+            if isinstance(kw.get(option), str):
+                kw[option] = backend.function(kw[option])  # type: ignore[attr-defined]
+    return kw
 
 
 def require_capability(backend: Backend, name: str) -> None:

@@ -45,6 +45,8 @@ def _options(loss: str) -> dict[str, Any]:
                 out[a.name] = None
         for p in v.params:
             out[p.name] = p.default
+        for o in v.selects:  # a function option (distance_function): None selects the default
+            out[o] = None
     return out
 
 

@@ -194,6 +194,7 @@ def cases(
             options[p.name] = ignore
         else:
             options[p.name] = draw(param_value(p, dtype))
+    options.update(variant.selects)  # the function options that select this variant, by name
     for a in variant.args:
         if a.optional:
             if not optional or a.name in fixed or not draw(st.booleans()):

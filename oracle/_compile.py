@@ -105,17 +105,50 @@ def _distribute_small(e: sp.Expr) -> sp.Expr:
     return e.replace(small, spread)
 
 
-def _form(e: sp.Expr, names: tuple[str, ...], idx: frozenset[str], out: tuple[sp.Symbol, ...]) -> Form:
+def _decisions(e: sp.Expr) -> dict[sp.Expr, sp.Expr]:
+    """The error scale of each Min/Max decision in ``e``, by its margin ``a - b`` (either sign):
+    the two sides' errors, each side rounded on its own. SymPy's ``a - b`` may have cancelled what
+    the two sides share (``(1 - x) - (1 - y) = y - x``, two cosine distances), so its own scale
+    would miss the roundings that can make the sides tie."""
+    out: dict[sp.Expr, sp.Expr] = {}
+    for m in e.atoms(sp.Min, sp.Max):
+        a, *rest = m.args
+        b = rest[0] if len(rest) == 1 else m.func(*rest)
+        s = scale(a) + scale(b)
+        for z in (a - b, b - a):  # as written, and as _form's factor_terms leaves it (either sign)
+            out[z] = out[sp.factor_terms(z)] = out[-sp.factor_terms(-z)] = s
+    return out
+
+
+def _form(
+    e: sp.Expr,
+    names: tuple[str, ...],
+    idx: frozenset[str],
+    out: tuple[sp.Symbol, ...],
+    decisions: dict[sp.Expr, sp.Expr] | None = None,
+) -> Form:
     # Pull common numeric factors out of sums: SymPy distributes 2·(x - y) into 2x - 2y, which
     # overflows (inf - inf) where x - y does not.
     e = _distribute_small(sp.factor_terms(e))
     fn = lower(e, names, idx, out)
-    switches = tuple(Switch(lower(m, names, idx), lower(scale(m), names, idx)) for m in fn.switches)
+    decisions = decisions or {}
+    switches = tuple(
+        Switch(lower(m, names, idx), lower(decisions.get(m, scale(m)), names, idx)) for m in fn.switches
+    )
     sc = lower(scale(e), names, idx, out)
     # only the scale's branches on the same conditions as fn's (the others are the scale's own
     # case splits, not decisions a rounding can flip)
-    known = {m: n for n, m in enumerate(fn.switches)}
-    return Form(fn, sc, switches, tuple(known.get(m, -1) for m in sc.switches))
+    known = {_canon(m): n for n, m in enumerate(fn.switches)}
+    return Form(fn, sc, switches, tuple(known.get(_canon(m), -1) for m in sc.switches))
+
+
+def _canon(e: sp.Expr) -> sp.Expr:
+    """``e`` with the sign inside each even power made canonical: SymPy writes the same
+    ``(p - n)^2`` as ``(n - p)^2`` once it rebuilds it (the error scale's copy of a condition)."""
+    return e.replace(
+        lambda x: x.is_Pow and x.exp.is_even and x.base.could_extract_minus_sign(),
+        lambda x: sp.Pow(-x.base, x.exp),
+    )
 
 
 @cache
@@ -156,11 +189,12 @@ def _build(key: str) -> Compiled:
     v = variant_by_key(key)
     forms = stable_forms(v)
     names, idx, out = _names(v), _index_args(v), _out(v)
+    decisions = _decisions(forms.value)
     return Compiled(
         variant=v,
         forms=forms,
-        value=_form(forms.value, names, idx, out),
-        grads={n: _form(g, names, idx, out) for n, g in forms.grads.items()},
+        value=_form(forms.value, names, idx, out, decisions),
+        grads={n: _form(g, names, idx, out, decisions) for n, g in forms.grads.items()},
         mean_weight=lower(v.mean_weight, names, idx, out),
         mean_weight_grads={
             n: lower(dm, names, idx, out)

@@ -29,7 +29,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
 from oracle._stable import NODES, Sigmoid, Softplus, SquareOver
-from spec._core import hinge, root, xlogy
+from spec._core import clamped, hinge, root, xlogy
 
 _EXACT_FUNCS = (sp.sign, sp.KroneckerDelta, sp.Heaviside)  # a step's decision: its Max's scale
 
@@ -44,6 +44,21 @@ def _is_exact_coeff(c: sp.Expr) -> bool:
     a = abs(c)
     p, q = a.p, a.q
     return (p & (p - 1)) == 0 and (q & (q - 1)) == 0  # ±2^k
+
+
+def _through_base(b: sp.Expr, p: sp.Expr) -> sp.Expr:
+    """The base's error through ``b^p`` (b >= 0): |p b^(p-1)|·err(b), and, for 0 < p < 1, at most
+    err(b)^p (t^p is subadditive), which stays finite at b = 0, where the derivative is infinite
+    (|u|^(p-1) in a p-norm's gradient, 1 < p < 2, at u = 0; inf·0 would be NaN)."""
+    sb = scale(b)
+    if sb == 0:
+        return sp.S.Zero
+    lin = sp.Abs(p * b ** (p - 1)) * sb
+    if p.is_Number:
+        return sp.Min(lin, sb**p) if 0 < p < 1 else lin
+    if p.is_nonnegative is False or p.is_positive is False:
+        return lin
+    return sp.Piecewise((sp.Piecewise((sp.Min(lin, sb**p), p > 0), (lin, True)), p < 1), (lin, True))
 
 
 def scale(e: sp.Expr) -> sp.Expr:
@@ -75,13 +90,13 @@ def scale(e: sp.Expr) -> sp.Expr:
         b, p = e.args
         if p.is_Number:
             ops = 1 if p in (-1, 2, sp.Rational(1, 2)) else 2
-            return sp.Abs(p * b ** (p - 1)) * scale(b) + ops * (sp.Abs(e) + UNDERFLOW)
+            return _through_base(b, p) + ops * (sp.Abs(e) + UNDERFLOW)
         # a symbolic exponent (an option: multi_margin_loss's p, a p-norm's p and 1/p): pow rounds
         # like exp(p·log b), twice; the base's error through the derivative, the exponent's (1/p is
         # rounded) through log b
         sp_ = scale(p)
         via_exp = sp.Abs(xlogy(e, b)) * sp_ if sp_ != 0 else sp.S.Zero  # 0 where b^p is 0
-        return sp.Abs(p * b ** (p - 1)) * scale(b) + via_exp + 2 * (sp.Abs(e) + UNDERFLOW)
+        return _through_base(b, p) + via_exp + 2 * (sp.Abs(e) + UNDERFLOW)
     if isinstance(e, sp.Abs):
         return scale(e.args[0])
     if isinstance(e, (sp.exp, sp.log, log1p, Softplus, Sigmoid)):
@@ -107,6 +122,8 @@ def scale(e: sp.Expr) -> sp.Expr:
         return sp.Sum(scale(f), (d, lo, hi)) + (n - 1) * sp.Sum(sp.Abs(f), (d, lo, hi))
     if isinstance(e, hinge):  # max(0, v): as Max, a decision either way within v's error
         return scale(e.args[0])
+    if isinstance(e, clamped):  # max(v, lo), continuous: v's error (lo is an exact constant)
+        return scale(e.args[0]) + scale(e.args[1])
     if isinstance(e, root):
         # s^(1/p): pow's two roundings, s's error through the derivative, and 1/p's rounding
         # through log s (0 at s = 0, where the root is 0)

@@ -53,7 +53,7 @@ def xlogy(x: Array, y: Array) -> Array:
 def log_add(a: Array, b: Array) -> Array:
     """``log(a + b)`` as ``log(s) + e/s``, ``s + e = a + b`` exactly (Knuth's TwoSum)."""
     a, b = np.asarray(a), np.asarray(b)
-    with np.errstate(all="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", under="ignore"):  # (overflow: the caller's)
         s = a + b
         bb = s - a
         e = (a - (s - bb)) + (b - bb)
@@ -64,7 +64,7 @@ def add(*terms: Array) -> Array:
     """A sum of several terms, compensated (TwoSum on each partial sum, the errors summed apart):
     ``(eps + a) - b`` with a = b = 3.5e13 is eps, not 0 (a p-norm's difference a - b + eps,
     whose sign is the gradient's). Where the sum is not finite, the plain sum."""
-    with np.errstate(all="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", under="ignore"):  # (overflow: the caller's)
         s = np.asarray(terms[0])
         err: Array | float = 0.0
         for t in terms[1:]:

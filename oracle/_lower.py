@@ -376,6 +376,11 @@ class _Lowerer:
         cond = _Code(f"{op}({self.align(arg, arg.labels)}, 0.0)", arg.labels)
         return self._switch(v, cond, arg, _Code("0.0", (), literal=True))
 
+    def node_clamped(self, e: sp.Function) -> _Code:
+        # max(v, lo) is continuous and its derivative is stated (1): no decision to keep
+        (v, lo), to = self.combine([self.lower(a) for a in e.args])
+        return _Code(f"numpy.maximum({v}, {lo})", to)
+
     def node_root(self, e: sp.Function) -> _Code:
         (s_, p), to = self.combine([self.lower(a) for a in e.args])
         return _Code(f"{s_} ** (1.0 / {p})", to)
@@ -461,8 +466,19 @@ class Lowered:
     switches: tuple[sp.Expr, ...]
     labels: Labels = ()
 
-    def __call__(self, env: Mapping[str, Array], flips: Mapping[int, Array] | None = None) -> Array:
-        with np.errstate(all="ignore"):
+    def __call__(
+        self,
+        env: Mapping[str, Array],
+        flips: Mapping[int, Array] | None = None,
+        on_overflow: Callable[[str, int], object] | None = None,
+    ) -> Array:
+        """Evaluate at ``env`` (with the branch switches ``flips`` taken the other way);
+        ``on_overflow`` is called where an intermediate overflows (the kernels of ``_k`` leave
+        overflow to this setting)."""
+        if on_overflow is None:
+            with np.errstate(all="ignore"):
+                return self.fn(env, flips or {})
+        with np.errstate(all="ignore"), np.errstate(over="call", call=on_overflow):
             return self.fn(env, flips or {})
 
     def __reduce__(self) -> tuple[Any, ...]:  # pickled as its source (see oracle._compile's cache)

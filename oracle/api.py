@@ -90,9 +90,23 @@ def _bind(loss: Loss, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[
 
 
 def select_variant(loss: Loss, bound: Mapping[str, Any]) -> Variant:
-    """PyTorch's dispatch: cross_entropy with ``input.shape == target.shape`` uses probabilities."""
+    """PyTorch's dispatch: the variant whose ``selects`` options have the given values (a function
+    option by the name of a spec function; None: the variant that selects nothing), else
+    cross_entropy's rule, ``input.shape == target.shape`` uses probabilities."""
     if len(loss.variants) == 1:
         return loss.variants[0]
+    keys = sorted({k for v in loss.variants for k in v.selects})
+    if keys:
+        given = {k: bound[k] for k in keys if bound.get(k) is not None}
+        for v in loss.variants:
+            if dict(v.selects) == given:
+                return v
+        for k in keys:
+            names = [v.selects[k] for v in loss.variants if k in v.selects]
+            if k in given and given[k] not in names:
+                expected = f"None or the name of a function the spec defines, one of {names}"
+                raise _fail(k, expected, repr(given[k]))
+        raise _fail(", ".join(keys), "a combination some variant takes", repr(given))  # pragma: no cover
     same = np.shape(bound["input"]) == np.shape(bound["target"])
     return loss.variant("probabilities" if same else "class_index")
 
@@ -395,8 +409,9 @@ def _per_element(
     w = ½ and the product ~1e308; ``1 - y/(x + eps)`` at eps = 2^-1023 before the upstream ½), the
     form is evaluated again in extended precision and those elements are kept in it: the caller
     scales and reduces them there, and rounds the results to float64 once."""
+    overflowed = []  # an intermediate of fn overflowed float64: its finite results may be wrong
     with np.errstate(all="ignore"):
-        val = np.asarray(form.fn(env), dtype=dtype)
+        val = np.asarray(form.fn(env, on_overflow=lambda *_: overflowed.append(True)), dtype=dtype)
         sc = np.abs(np.asarray(form.scale(env), dtype=dtype))
         lo, hi = val, val
         if branch_tol is not None:
@@ -426,13 +441,21 @@ def _per_element(
             alts = [a for a in alts if a]
             if len(alts) > 1:
                 alts.append({k: f for a in alts for k, f in a.items()})
-            for alt in alts:
-                sc = np.maximum(sc, np.abs(np.asarray(form.scale(env, alt), dtype=dtype)))
+            for alt in alts:  # (a side whose scale is not finite is undefined there: kept out,
+                # as a NaN value of the other side is)
+                other_sc = np.abs(np.asarray(form.scale(env, alt), dtype=dtype))
+                sc = np.maximum(sc, np.where(np.isfinite(other_sc), other_sc, 0.0))
     shape = np.broadcast_shapes(val.shape, lo.shape, hi.shape, sc.shape)
     out = tuple(np.broadcast_to(a, shape) for a in (val, lo, hi, sc))
-    if dtype is np.float64 and _WIDE is not None and not all(np.isfinite(a).all() for a in out):
+    if (
+        dtype is np.float64
+        and _WIDE is not None
+        and (overflowed or not all(np.isfinite(a).all() for a in out))
+    ):
+        # (Σ n² = inf for n = 1e300 makes a cosine 0 where it is finite; (1e300)² - (1e300)² = NaN
+        # decides a hinge: an overflow anywhere redoes every element)
         wide = _per_element(form, _widened(env), branch_tol, _WIDE)
-        redo = ~(np.isfinite(out[0]) & np.isfinite(out[3]))
+        redo = np.full(shape, True) if overflowed else ~(np.isfinite(out[0]) & np.isfinite(out[3]))
         out = tuple(np.where(redo, w, a.astype(_WIDE)) for a, w in zip(out, wide, strict=True))
     return out  # type: ignore[return-value]
 

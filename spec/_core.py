@@ -196,6 +196,28 @@ class root(sp.Function):
         return None
 
 
+class clamped(sp.Function):
+    """``clamped(v, lo) = max(v, lo)`` as a value, with the derivative of ``v`` everywhere: torch
+    clamps a norm in place under ``no_grad`` (``F.cosine_similarity``'s ``x_norm.clamp_min_(eps)``,
+    aten ``cosine_similarity``), so the value is clamped and the gradient flows as if it were not
+    (measured on 2.13.0: ``cosine_similarity([1e-9, 0, 0], [1, 1, 0])`` gives d/dx0 = 6.36e7, not
+    the 7.07e7 of a constant eps)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, v: sp.Expr, lo: sp.Expr) -> sp.Expr | None:
+        if v.is_number and lo.is_number:
+            return sp.Max(v, lo)
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return sp.S.One if argindex == 1 else sp.S.Zero
+
+    def _eval_is_real(self) -> bool | None:
+        return self.args[0].is_real  # type: ignore[no-any-return]
+
+
 @dataclass(frozen=True)
 class Arg:
     """A tensor argument of the loss, by its torch.nn.functional name.
@@ -404,6 +426,10 @@ class Variant:
     #: the numbers of dims the first tensor may have (empty: any its axis allows); multi_margin_loss
     #: takes (C) or (N, C) only, with no extra dims
     input_ndims: tuple[int, ...] = ()
+    #: the options whose values select this variant, by value: a function option names a function
+    #: the spec defines (triplet_margin_with_distance_loss's ``distance_function="cosine_distance"``);
+    #: a backend passes its own form of it (``conformance.backends`` capability "functions")
+    selects: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -521,6 +547,7 @@ def loss(
     class_dim: Literal["second", "last"] = "second",
     reduction_warnings: Mapping[str, str] | None = None,
     input_ndims: tuple[int, ...] = (),
+    selects: Mapping[str, str] | None = None,
 ) -> Callable[[Callable[..., sp.Expr]], Callable[..., sp.Expr]]:
     """Register the decorated function's expression as a variant of loss ``fn.__name__``.
 
@@ -561,6 +588,7 @@ def loss(
             class_dim=class_dim,
             reduction_warnings=dict(reduction_warnings or {}),
             input_ndims=input_ndims,
+            selects=dict(selects or {}),
         )
         old = REGISTRY.get(name)
         variants = (old.variants if old else ()) + (v,)

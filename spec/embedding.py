@@ -8,9 +8,12 @@ Expressions are per sample: ``input1[k]`` is feature ``k`` of one sample, sums r
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import sympy as sp
 
-from spec._core import EPSILON_F32_1E12, REAL, SIGN, Arg, C, Param, flag, hinge, k, loss, root
+from spec._core import EPSILON_F32_1E12, REAL, SIGN, Arg, C, Param, clamped, flag, hinge, k, loss, root
 
 
 def _hinge_passing(v: sp.Expr) -> sp.Expr:
@@ -130,6 +133,53 @@ def triplet_margin_loss(
     return _triplet(d(anchor, positive), d(anchor, negative), d(positive, negative), margin, swap)
 
 
+#: F.cosine_similarity's default eps, the floor of each norm
+COSINE_EPS = sp.Rational(1, 10**8)
+
+
+def cosine_similarity(a: sp.IndexedBase, b: sp.IndexedBase, eps: sp.Expr = COSINE_EPS) -> sp.Expr:
+    r"""``F.cosine_similarity(a, b, dim=-1, eps=1e-8)`` of one sample:
+    :math:`\sum_k a_k b_k / (\max(\lVert a \rVert, \epsilon)\,\max(\lVert b \rVert, \epsilon))`.
+
+    Each norm is clamped in place under ``no_grad`` (aten ``cosine_similarity``): the gradient flows
+    through it as if unclamped (``spec._core.clamped``); a zero norm has gradient 0 (``root``)."""
+    norm = lambda x: clamped(root(sp.Sum(x[k] ** 2, (k, 0, C - 1)), 2), eps)  # noqa: E731
+    return sp.Sum(a[k] * b[k], (k, 0, C - 1)) / (norm(a) * norm(b))
+
+
+@dataclass(frozen=True)
+class Distance:
+    """A ``distance_function`` of triplet_margin_with_distance_loss, by name: its expression for
+    one pair of samples, and the torch callable it states (what a backend passes; the torch
+    backend's ``function(name)``)."""
+
+    name: str
+    expr: Callable[[sp.IndexedBase, sp.IndexedBase], sp.Expr]
+    torch: str  # the callable, as a user writes it
+    doc: str
+
+
+#: the named distances the suite checks triplet_margin_with_distance_loss with, besides its default
+DISTANCES: dict[str, Distance] = {
+    d.name: d
+    for d in (
+        Distance(
+            "cosine_distance",
+            lambda a, b: 1 - cosine_similarity(a, b),
+            "lambda x, y: 1.0 - torch.nn.functional.cosine_similarity(x, y, dim=-1)",
+            "one minus the cosine similarity (the example of torch's TripletMarginWithDistanceLoss "
+            "documentation, along the last dim)",
+        ),
+        Distance(
+            "squared_euclidean_distance",
+            lambda a, b: sp.Sum((a[k] - b[k]) ** 2, (k, 0, C - 1)),
+            "lambda x, y: (x - y).pow(2).sum(-1)",
+            "the squared Euclidean distance (no eps, no root)",
+        ),
+    )
+}
+
+
 @loss(
     family="embedding",
     signature=("anchor", "positive", "negative", "distance_function", "margin", "swap"),
@@ -156,3 +206,36 @@ def triplet_margin_with_distance_loss(
     """
     d = lambda x, y: pairwise_distance(x, y, 2, sp.Rational(1, 10**6))  # noqa: E731
     return _triplet(d(anchor, positive), d(anchor, negative), d(positive, negative), margin, swap)
+
+
+def _with_distance(d: Distance) -> None:
+    def fn(
+        anchor: sp.IndexedBase,
+        positive: sp.IndexedBase,
+        negative: sp.IndexedBase,
+        margin: sp.Symbol,
+        swap: sp.Symbol,
+    ) -> sp.Expr:
+        return _triplet(
+            d.expr(anchor, positive), d.expr(anchor, negative), d.expr(positive, negative), margin, swap
+        )
+
+    fn.__name__ = f"triplet_margin_with_distance_loss__{d.name}"
+    fn.__doc__ = (
+        f"Triplet hinge over ``distance_function={d.torch}``: {d.doc}.\n\n"
+        "Convention: as the default distance's (clamp_min, torch.minimum).\n"
+        "Reference: PyTorch documentation, ``torch.nn.TripletMarginWithDistanceLoss``."
+    )
+    loss(
+        family="embedding",
+        signature=("anchor", "positive", "negative", "distance_function", "margin", "swap"),
+        args=_TRIPLET_ARGS,
+        params=(_MARGIN, _SWAP),
+        class_dim="last",
+        variant=d.name,
+        selects={"distance_function": d.name},
+    )(fn)
+
+
+for _d in DISTANCES.values():
+    _with_distance(_d)

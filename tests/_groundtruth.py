@@ -114,8 +114,9 @@ def call_oracle(
     kwargs = {k: np.asarray(a) for k, a in arrays.items() if a is not None}
     # underflow: float64's smallest subnormal in units of eps (see oracle._errscale.UNDERFLOW)
     return oracle.evaluate(
-        v.loss, reduction="none", underflow=2.0**-1022, branch_tol=branch_tol, **kwargs, **params
-    )
+        v.loss, reduction="none", underflow=2.0**-1022, branch_tol=branch_tol, **kwargs,
+        **{**v.selects, **params},
+    )  # fmt: skip
 
 
 def _lohi(ev: oracle.Evaluation, form: str, at: tuple[int, ...]) -> dict[str, float]:

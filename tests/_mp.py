@@ -107,8 +107,18 @@ def _mp_root(s: Any, p: Any) -> Any:
     return mpmath.mpf(0) if s == 0 else s ** (1 / mpmath.mpf(p))
 
 
+def _mp_clamped(v: Any, lo: Any) -> Any:
+    return max(v, lo)
+
+
 #: the spec's own functions (``spec._core``) and SymPy's Heaviside in mpmath
-_MP_FUNCS = {"xlogy": _mp_xlogy, "Heaviside": _mp_heaviside, "hinge": _mp_hinge, "root": _mp_root}
+_MP_FUNCS = {
+    "xlogy": _mp_xlogy,
+    "Heaviside": _mp_heaviside,
+    "hinge": _mp_hinge,
+    "root": _mp_root,
+    "clamped": _mp_clamped,
+}
 
 
 def _flat(key: str, point: Point) -> dict[str, float]:

@@ -136,7 +136,7 @@ def draw(key: str, rng: Rng, n: int) -> tuple[dict[str, Any], dict[str, Any]]:
         v = [float(rng.choice([0.0, 1e-8, 1.0])) if rng.random() < 0.3 else abs(_real(rng)) for _ in range(n)]
         params = {"full": bool(rng.random() < 0.5), "eps": float(rng.choice([1e-6, 1e-300, 2.0]))}
         return {"input": np.array(x), "target": np.array(y), "var": np.array(v)}, params
-    if key in ("cosine_embedding_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss"):
+    if key.startswith(("cosine_embedding_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss")):
         d = int(rng.integers(1, 5))
         vec = lambda: np.array([[_real(rng) for _ in range(d)] for _ in range(n)])  # noqa: E731
         if key == "cosine_embedding_loss":
@@ -205,6 +205,8 @@ KEYS = (
     "cosine_embedding_loss",
     "triplet_margin_loss",
     "triplet_margin_with_distance_loss",
+    "triplet_margin_with_distance_loss[cosine_distance]",
+    "triplet_margin_with_distance_loss[squared_euclidean_distance]",
 )
 
 

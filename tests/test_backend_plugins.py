@@ -90,7 +90,10 @@ def test_capabilities_are_apart_from_the_protocol() -> None:
 
     torch_cpu = resolve("torch-cpu")
     assert isinstance(torch_cpu, Backend)
-    for name in CAPABILITIES:
+    assert missing_capability(torch_cpu, "functions") is None  # the named distances, in torch
+    assert torch_cpu.function("cosine_distance") is not None  # type: ignore[attr-defined]
+    assert torch_cpu.function("no_such_function") is None  # type: ignore[attr-defined]
+    for name in set(CAPABILITIES) - {"functions"}:
         why = missing_capability(torch_cpu, name)
         assert why is not None and f"has no {name} capability" in why
         with _pytest.raises(_pytest.skip.Exception, match=f"has no {name} capability"):

@@ -456,7 +456,17 @@ def test_cosine_embedding(data: st.DataObject) -> None:
 
 
 @SETTINGS
-@given(st.data(), st.sampled_from(["triplet_margin_loss", "triplet_margin_with_distance_loss"]))
+@given(
+    st.data(),
+    st.sampled_from(
+        [
+            "triplet_margin_loss",
+            "triplet_margin_with_distance_loss",
+            "triplet_margin_with_distance_loss[cosine_distance]",
+            "triplet_margin_with_distance_loss[squared_euclidean_distance]",
+        ]
+    ),
+)
 def test_triplet(data: st.DataObject, key: str) -> None:
     n, d = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 4))
     arrays = {name: _matrix(data, n, d, reals) for name in ("anchor", "positive", "negative")}

@@ -146,6 +146,8 @@ _COS = {"input1": [[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]], "input2": [[1.0, 0.5, 0
         "target": [1.0, -1.0]}  # fmt: skip
 _TRIP = {"anchor": [[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]], "positive": [[1.0, 0.5, 0.5], [-1.0, 2.0, 0.25]],
          "negative": [[0.0, 0.5, 2.5], [1.0, 1.0, -1.0]]}  # fmt: skip
+_TRIP_FAR = {"anchor": [[1.0, 0.0, 0.5], [0.0, 2.0, 0.0]], "positive": [[1.0, 0.0, 0.5], [0.0, 2.0, 0.0]],
+             "negative": [[-10.0, 0.0, -5.0], [0.0, -10.0, 0.0]]}  # fmt: skip
 _VALUE = "value: "
 _GRAD = "gradient w.r.t. "
 
@@ -235,6 +237,14 @@ PLANTS = (
     ),
     Plant("triplet_distance_swap_wrong_pair", "float32", _VALUE, _TRIP, {"margin": 1.0, "swap": False}),
     Plant("triplet_distance_margin_fixed", "float32", _VALUE, _TRIP, {"margin": 1.0, "swap": False}),
+    Plant(  # (the typical case is one pairwise_distance and the cosine distance agree on: no triplet)
+        "triplet_distance_function_ignored", "float32", _VALUE, _TRIP_FAR,
+        {"margin": 1.0, "swap": False, "distance_function": "cosine_distance"},
+    ),  # fmt: skip
+    Plant(
+        "triplet_distance_swap_max", "float32", _VALUE, _TRIP,
+        {"margin": 1.0, "swap": False, "distance_function": "squared_euclidean_distance"},
+    ),  # fmt: skip
 )
 _IDS = [p.mutant for p in PLANTS]
 

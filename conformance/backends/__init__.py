@@ -96,6 +96,12 @@ CAPABILITIES: dict[str, Capability] = {
             "gradients of gradients (double backward): grad_grad(output, inputs, upstream, directions)",
         ),
         Capability(
+            "functions",
+            ("function",),
+            "its own form of a function the spec names, for a function option "
+            "(distance_function='cosine_distance'): function(name) -> a callable, or None",
+        ),
+        Capability(
             "training",
             ("train",),
             "training the seed documents' networks: train(network, data, loss, optimiser, epochs)",

@@ -59,6 +59,16 @@ def _adaptive_log_softmax_with_loss(
     return torch.func.functional_call(module, dict(params), (input, target))
 
 
+@functools.cache
+def _functions() -> dict[str, Callable[..., Any]]:
+    torch = _torch()
+    F = torch.nn.functional
+    return {  # each exactly as its spec.embedding.DISTANCES entry's ``torch`` field (tests check it)
+        "cosine_distance": lambda x, y: 1.0 - F.cosine_similarity(x, y, dim=-1),
+        "squared_euclidean_distance": lambda x, y: (x - y).pow(2).sum(-1),
+    }
+
+
 class TorchBackend:
     """torch.nn.functional on one device."""
 
@@ -100,6 +110,12 @@ class TorchBackend:
         if name == "AdaptiveLogSoftmaxWithLoss":
             return _adaptive_log_softmax_with_loss
         return getattr(_torch().nn.functional, name, None)
+
+    def function(self, name: str) -> Callable[..., Any] | None:
+        """The torch callable for a function the spec names (``spec.embedding.DISTANCES``: the
+        ``distance_function`` of triplet_margin_with_distance_loss), written as its ``torch`` field
+        says; None for a name it does not know."""
+        return _functions().get(name)
 
     def tensor(
         self,

@@ -108,6 +108,11 @@ triplet_eps_outside_norm      triplet_margin_loss               value     ‖a -
 triplet_p_ignored             triplet_margin_loss               value     the distance is Euclidean whatever p
 triplet_distance_swap_wrong_pair triplet_margin_with_distance_loss value  swap takes d(a, p), not d(p, n)
 triplet_distance_margin_fixed triplet_margin_with_distance_loss value     margin 1 whatever is passed
+triplet_distance_function_ignored triplet_margin_with_distance_loss[cosine_distance] value
+                                                                          pairwise_distance whatever
+                                                                          distance_function is passed
+triplet_distance_swap_max triplet_margin_with_distance_loss[squared_euclidean_distance] value
+                                                                          swap takes the larger distance
 ============================  ================================  ========  ==================================
 """
 
@@ -169,7 +174,9 @@ __all__ = [
     "smooth_l1_beta_zero_nan",
     "smooth_l1_sum_in_half",
     "soft_margin_ignores_target",
+    "triplet_distance_function_ignored",
     "triplet_distance_margin_fixed",
+    "triplet_distance_swap_max",
     "triplet_distance_swap_wrong_pair",
     "triplet_eps_outside_norm",
     "triplet_p_ignored",
@@ -1148,6 +1155,33 @@ def triplet_distance_margin_fixed(
     )  # BUG
 
 
+def triplet_distance_function_ignored(
+    anchor: Tensor, positive: Tensor, negative: Tensor, *, distance_function: Any = None,
+    margin: float = 1.0, swap: bool = False, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """triplet_margin_with_distance_loss that takes the argument and uses pairwise_distance anyway."""
+    d = torch.pairwise_distance  # BUG: distance_function is ignored
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    return _triplet(d(anchor, positive), d(anchor, negative), d(positive, negative), margin, swap, reduction)
+
+
+def triplet_distance_swap_max(
+    anchor: Tensor, positive: Tensor, negative: Tensor, *, distance_function: Any = None,
+    margin: float = 1.0, swap: bool = False, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """triplet_margin_with_distance_loss whose swap keeps the larger of d(a, n) and d(p, n)."""
+    d = distance_function if distance_function is not None else torch.pairwise_distance
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    if margin <= 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+    d_an = d(anchor, negative)
+    if swap:
+        d_an = torch.maximum(d_an, d(positive, negative))  # BUG: the minimum
+    return _reduce((margin + d(anchor, positive) - d_an).clamp_min(0), reduction)
+
+
 PLANTED: dict[str, tuple[str, str]] = {
     "l1_mean_over_batch": ("l1_loss", "value"),
     "l1_grad_one_at_zero": ("l1_loss", "gradient"),
@@ -1199,6 +1233,8 @@ PLANTED: dict[str, tuple[str, str]] = {
     "triplet_p_ignored": ("triplet_margin_loss", "value"),
     "triplet_distance_swap_wrong_pair": ("triplet_margin_with_distance_loss", "value"),
     "triplet_distance_margin_fixed": ("triplet_margin_with_distance_loss", "value"),
+    "triplet_distance_function_ignored": ("triplet_margin_with_distance_loss[cosine_distance]", "value"),
+    "triplet_distance_swap_max": ("triplet_margin_with_distance_loss[squared_euclidean_distance]", "value"),
 }
 
 #: mutant -> the torch.nn.functional loss it replaces (the NAME of ``--impl NAME=module:attribute``)
