@@ -116,8 +116,14 @@ def _decisions(e: sp.Expr) -> dict[sp.Expr, sp.Expr]:
         b = rest[0] if len(rest) == 1 else m.func(*rest)
         s = scale(a) + scale(b)
         for z in (a - b, b - a):  # as written, and as _form's factor_terms leaves it (either sign)
-            out[z] = out[sp.factor_terms(z)] = out[-sp.factor_terms(-z)] = s
+            out[z] = out[sp.factor_terms(z)] = out[-sp.factor_terms(-z)] = out[sp.expand_mul(z)] = s
     return out
+
+
+def _decision_scale(decisions: dict[sp.Expr, sp.Expr], m: sp.Expr) -> sp.Expr:
+    if m in decisions:
+        return decisions[m]
+    return decisions.get(sp.expand_mul(m), scale(m)) if decisions else scale(m)
 
 
 def _form(
@@ -133,7 +139,8 @@ def _form(
     fn = lower(e, names, idx, out)
     decisions = decisions or {}
     switches = tuple(
-        Switch(lower(m, names, idx), lower(decisions.get(m, scale(m)), names, idx)) for m in fn.switches
+        Switch(lower(m, names, idx), lower(_decision_scale(decisions, m), names, idx))
+        for m in fn.switches
     )
     sc = lower(scale(e), names, idx, out)
     # only the scale's branches on the same conditions as fn's (the others are the scale's own
@@ -144,10 +151,12 @@ def _form(
 
 def _canon(e: sp.Expr) -> sp.Expr:
     """``e`` with the sign inside each even power made canonical: SymPy writes the same
-    ``(p - n)^2`` as ``(n - p)^2`` once it rebuilds it (the error scale's copy of a condition)."""
-    return e.replace(
-        lambda x: x.is_Pow and x.exp.is_even and x.base.could_extract_minus_sign(),
-        lambda x: sp.Pow(-x.base, x.exp),
+    ``(p - n)^2`` as ``(n - p)^2`` once it rebuilds it (the error scale's copy of a condition),"""
+    return sp.expand_mul(  # and its products distributed (-(a - b)/n and (b - a)/n are one)
+        e.replace(
+            lambda x: x.is_Pow and x.exp.is_even and x.base.could_extract_minus_sign(),
+            lambda x: sp.Pow(-x.base, x.exp),
+        )
     )
 
 

@@ -334,16 +334,20 @@ class _Lowerer:
         full = w.xreplace(self.temp_exprs) if self.temp_exprs else w
         while full.has(*self.temp_exprs):
             full = full.xreplace(self.temp_exprs)
-        flip_sign = sp.default_sort_key(-full) < sp.default_sort_key(full)
+        # the sign is made canonical on the products distributed: SymPy writes the same condition
+        # as -(x/p - y/a)/n in one term of a gradient and -(-x/p + y/a)/n (its negation) in another
+        pos, neg = sp.expand_mul(full), sp.expand_mul(-full)
+        flip_sign = sp.default_sort_key(neg) < sp.default_sort_key(pos)
         z = -w if flip_sign else w
         zfull = -full if flip_sign else full
+        canon = neg if flip_sign else pos
         at = 1 - at0 if flip_sign else at0
         arg = self.lower(z)
         zs = self.align(arg, arg.labels)
         one, zero = _Code("1.0", (), literal=True), _Code("0.0", (), literal=True)
 
         def switch(op: str) -> _Code:
-            return self._switch(zfull, _Code(f"{op}({zs}, 0.0)", arg.labels), one, zero, key=(zfull, op))
+            return self._switch(zfull, _Code(f"{op}({zs}, 0.0)", arg.labels), one, zero, key=(canon, op))
 
         if at == sp.S.Half:
             (a, b), to = self.combine([switch("numpy.greater"), switch("numpy.greater_equal")])
