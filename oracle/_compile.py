@@ -139,8 +139,7 @@ def _form(
     fn = lower(e, names, idx, out)
     decisions = decisions or {}
     switches = tuple(
-        Switch(lower(m, names, idx), lower(_decision_scale(decisions, m), names, idx))
-        for m in fn.switches
+        Switch(lower(m, names, idx), lower(_decision_scale(decisions, m), names, idx)) for m in fn.switches
     )
     sc = lower(scale(e), names, idx, out)
     # only the scale's branches on the same conditions as fn's (the others are the scale's own

@@ -238,13 +238,19 @@ PLANTS = (
     Plant("triplet_distance_swap_wrong_pair", "float32", _VALUE, _TRIP, {"margin": 1.0, "swap": False}),
     Plant("triplet_distance_margin_fixed", "float32", _VALUE, _TRIP, {"margin": 1.0, "swap": False}),
     Plant(  # (the typical case is one pairwise_distance and the cosine distance agree on: no triplet)
-        "triplet_distance_function_ignored", "float32", _VALUE, _TRIP_FAR,
+        "triplet_distance_function_ignored",
+        "float32",
+        _VALUE,
+        _TRIP_FAR,
         {"margin": 1.0, "swap": False, "distance_function": "cosine_distance"},
-    ),  # fmt: skip
+    ),
     Plant(
-        "triplet_distance_swap_max", "float32", _VALUE, _TRIP,
+        "triplet_distance_swap_max",
+        "float32",
+        _VALUE,
+        _TRIP,
         {"margin": 1.0, "swap": False, "distance_function": "squared_euclidean_distance"},
-    ),  # fmt: skip
+    ),
 )
 _IDS = [p.mutant for p in PLANTS]
 
