@@ -850,6 +850,8 @@ def known(backend: Any, case: Case, wrt: Sequence[str], layout: str = "contiguou
     override (a divergence belongs to the implementation it was measured on)."""
     if case.loss in getattr(backend, "overrides", {}):
         return None
+    while hasattr(backend, "overrides") and hasattr(backend, "base"):  # a loss not replaced runs on
+        backend = backend.base  # the wrapped backend: its divergences are that backend's, by its name
     for d in DIVERGENCES:
         if d.applies(backend, case, wrt, layout):
             return d

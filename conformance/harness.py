@@ -147,6 +147,8 @@ def _user_warnings(caught: Sequence[warnings.WarningMessage]) -> tuple[str, ...]
 def _fmt(a: Any) -> str:
     """An array as NumPy source that recreates it exactly (17 significant digits)."""
     a = np.asarray(a)
+    if a.size == 0:  # its shape is all there is to it, and np.array([]) would lose it
+        return f"np.zeros({a.shape!r}{', dtype=np.int64' if a.dtype.kind in 'iu' else ''})"
     if a.dtype.kind in "iu":
         return f"np.array({a.tolist()!r}, dtype=np.int64)"
     with np.printoptions(precision=17, floatmode="unique", threshold=10_000, linewidth=10_000):

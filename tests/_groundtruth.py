@@ -58,6 +58,8 @@ class Record:
     #: other side evaluated too, as the error model does); both ``got`` elsewhere
     lo: float = math.nan
     hi: float = math.nan
+    #: the error scale with the other side's too (that evaluation's), for the range
+    range_scale: float = math.nan
 
     @property
     def ulps(self) -> float:
@@ -86,8 +88,11 @@ class Record:
             return True
         # a decision on a margin within the oracle's own rounding of its boundary (a kink at
         # -y(x1 - x2) + margin = (1e-300 + 1) - 1): either side is the oracle's answer
-        if self.lo < self.hi and math.isfinite(self.exact):
-            bound = BOUND_FACTOR * U * self.scale + 2 * _TINY
+        # (the other side may round to the same value, the flipped scale tells it was evaluated)
+        flipped = math.isfinite(self.range_scale) and self.range_scale > self.scale
+        if (self.lo < self.hi or flipped) and math.isfinite(self.exact):
+            sc = max(self.scale, self.range_scale) if math.isfinite(self.range_scale) else self.scale
+            bound = BOUND_FACTOR * U * sc + 2 * _TINY
             return self.lo - bound <= self.exact <= self.hi + bound
         return False
 
@@ -121,7 +126,12 @@ def call_oracle(
 
 def _lohi(ev: oracle.Evaluation, form: str, at: tuple[int, ...]) -> dict[str, float]:
     lo, hi = (ev.value_lo, ev.value_hi) if form == "value" else (ev.grad_lo[form], ev.grad_hi[form])
-    return {"lo": float(np.asarray(lo)[at]), "hi": float(np.asarray(hi)[at])}
+    sc = ev.value_scale if form == "value" else ev.grad_scale[form]
+    return {
+        "lo": float(np.asarray(lo)[at]),
+        "hi": float(np.asarray(hi)[at]),
+        "range_scale": float(np.broadcast_to(np.asarray(sc), np.shape(lo))[at]),
+    }
 
 
 def records(key: str, arrays: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> list[Record]:

@@ -118,3 +118,20 @@ def test_impl_raising_inside_a_divergence_is_a_plain_failure() -> None:
     with pytest.raises(ConformanceFailure) as e:
         check(backend, case, wrt=wrt)
     assert "raised" in str(e.value) and "known divergence" not in str(e.value)
+
+
+def test_a_loss_not_replaced_keeps_its_backends_divergences() -> None:
+    """With --impl for one loss, the others still run on torch-cpu and keep its divergences, even
+    one recorded for the backend name "torch-cpu" exactly (multi_margin_loss's empty batch: found by
+    a user's trial, where an --impl of triplet_margin_with_distance_loss failed it)."""
+    torch_cpu = resolve("torch-cpu")
+    wrapped = OverrideBackend(torch_cpu, {"triplet_margin_with_distance_loss": lambda *a, **k: None})
+    case = Case(
+        "multi_margin_loss", "default", "float32",
+        {"input": np.zeros((0, 3)), "target": np.zeros((0,), np.int64)}, {}, "mean",
+    )  # fmt: skip
+    expected = known(torch_cpu, case, ("input",))
+    assert expected is not None and expected.backends == "torch-cpu"
+    assert known(wrapped, case, ("input",)) is expected
+    replaced = OverrideBackend(torch_cpu, {"multi_margin_loss": lambda *a, **k: None})
+    assert known(replaced, case, ("input",)) is None  # a replaced loss's divergences are not torch's

@@ -99,3 +99,13 @@ def test_an_implementation_that_raises_fails_each_check_kind_readably(kind: str)
     with pytest.raises(ConformanceFailure) as again:
         exec(compile(code, "<reproduction>", "exec"), {})
     assert str(again.value).splitlines()[1] == message.splitlines()[1]
+
+
+def test_an_empty_array_is_printed_with_its_shape() -> None:
+    """np.array([]) would replay an empty (N, C) batch as shape (0,): a reproduction that fails
+    with a different error (found by a user's trial)."""
+    from conformance.harness import _fmt
+
+    for a in (np.zeros((0, 3)), np.zeros((0,), np.int64), np.zeros((2, 0))):
+        b = eval(_fmt(a), {"np": np})
+        assert b.shape == a.shape and b.dtype.kind == a.dtype.kind
