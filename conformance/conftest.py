@@ -57,6 +57,23 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         ]
         _parametrize(metafunc, ("variant", "convention", "point"), points)
         return
+    if "network" in metafunc.fixturenames:  # the seed networks (conformance.training)
+        from conformance.training import DTYPES
+        from oracle.networks import NETWORKS
+
+        backend = backend_of(config)
+        nets = []
+        for net in NETWORKS.values():
+            if not _wanted(config, net.loss):
+                continue
+            marks = []
+            if backend.loss(net.loss) is None:
+                marks.append(pytest.mark.skip(reason=f"backend {backend.name} does not provide {net.loss}"))
+            for d in DTYPES:
+                if d in backend.dtypes(net.loss):
+                    nets.append(pytest.param(net.name, d, id=f"{net.name}-{d}", marks=marks))
+        _parametrize(metafunc, ("network", "dtype"), nets)
+        return
     if "divergence" in metafunc.fixturenames:
         from conformance.divergences import DIVERGENCES
 

@@ -53,8 +53,19 @@ def _serve(conn: Any, backend: str, impls: Sequence[str], cwd: str) -> None:
             msg = conn.recv()
         except EOFError:
             return
-        case, wrt, upstream, layout = msg
         try:
+            if msg[0] == "train":  # capability "training": a conformance.training.Setup
+                s = msg[1]
+                loss = b.loss(s.network.loss)
+                if loss is None:
+                    raise LookupError(f"backend {b.name} has no {s.network.loss}")
+                out = b.train(
+                    s.network, s.params, s.inputs, s.target, loss=loss, dtype=s.dtype, lr=s.lr,
+                    steps=s.network.epochs, record=s.network.follow,
+                )  # fmt: skip
+                conn.send(("ok", out))
+                continue
+            _, case, wrt, upstream, layout = msg
             conn.send(("ok", harness.run(b, case, wrt=wrt, upstream=upstream, layout=layout)))
         except BaseException as e:  # reported to the parent as the check's failure
             conn.send(("err", type(e).__name__, str(e), isinstance(e, harness.BadResult)))
@@ -86,6 +97,13 @@ class IsolatedRunner:
         self.proc = self.conn = None
 
     def run(self, case: Case, wrt: Sequence[str], upstream: Any, layout: Layout, check_id: str | None) -> Any:
+        return self._call(("run", case, tuple(wrt), upstream, layout), check_id)
+
+    def train(self, setup: Any, check_id: str | None) -> Any:
+        """Capability "training" of the worker's backend on a ``conformance.training.Setup``."""
+        return self._call(("train", setup), check_id)
+
+    def _call(self, request: tuple[Any, ...], check_id: str | None) -> Any:
         if check_id is not None and self.hung_in == check_id:
             raise Hang(
                 f"did not return within {self.timeout:g} s on an earlier example of this check "
@@ -93,7 +111,7 @@ class IsolatedRunner:
             )
         if self.proc is None or not self.proc.is_alive():
             self._start()
-        self.conn.send((case, tuple(wrt), upstream, layout))
+        self.conn.send(request)
         if not self.conn.poll(self.timeout or None):
             self._kill()
             self.hung_in = check_id

@@ -74,6 +74,15 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         "(a known divergence), or where it accepts invalid input the backend rejects; by default the "
         "first is an expected failure naming the divergence, the second advisory (an expected failure)",
     )
+    group.addoption(
+        "--conformance-cifar10",
+        dest="conformance_cifar10",
+        default=None,
+        metavar="PATH",
+        help="train the CNN on the first images of a local CIFAR-10 copy in its binary format (a "
+        "cifar-10-batches-bin directory or one .bin file) instead of the synthetic set; also spelled "
+        "--cifar10 when the command line names the suite",
+    )
     # The short spellings exist only in runs that name the suite, so that a user's own --backend or
     # --loss option (pytest refuses duplicates) keeps working in every other run.
     config = pluginmanager.get_plugin("pytestconfig")
@@ -82,6 +91,7 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
             ("--backend", "conformance_backend"),
             ("--loss", "conformance_loss"),
             ("--impl", "conformance_impl"),
+            ("--cifar10", "conformance_cifar10"),
         ):
             extra: dict[str, Any] = (
                 {"action": "append", "default": []} if short == "--impl" else {"default": None}
@@ -178,6 +188,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(_OneSeedPerRun(), "conformance-xdist-seed")
     backend = backend_of(config)  # a requested backend that cannot run here is a usage error, not skips
     selected_losses(config)
+    _configure_cifar10(config)
     path = config.getoption("conformance_report")
     if path and not hasattr(config, "workerinput"):  # the xdist controller (or a plain run) writes it
         from conformance.report import Recorder
@@ -261,6 +272,22 @@ def backend_of(config: pytest.Config) -> Any:
 
     harness.SESSION.update(backend=backend.name, seed=_seed(config), device=backend.describe().get("device"))
     return backend
+
+
+def _configure_cifar10(config: pytest.Config) -> None:
+    """``--cifar10=PATH``: read it now, so that a missing, truncated or corrupt file is a usage
+    error naming the file and the problem, before any check runs."""
+    raw = config.getoption("conformance_cifar10")
+    if not raw:
+        return
+    from conformance import datasets, training
+
+    path = Path(config.invocation_params.dir, raw)
+    try:
+        datasets.read_cifar10(path, limit=training.CNN_IMAGES)
+    except datasets.CifarFormatError as e:
+        raise pytest.UsageError(f"--cifar10: {e}") from None
+    training.SETTINGS["cifar10"] = str(path)
 
 
 def selected_losses(config: pytest.Config) -> list[str] | None:

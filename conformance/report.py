@@ -39,6 +39,11 @@ def describe_item(item: pytest.Item) -> dict[str, str]:
     v = params.pop("variant", None)
     if v is None and "divergence" in params:
         v_loss, v_name = params.pop("divergence").loss, "default"
+    elif v is None and "network" in params:  # a training check: its network's loss, the network
+        from oracle.networks import NETWORKS
+
+        net = params.pop("network")
+        v_loss, v_name = (NETWORKS[net].loss if net in NETWORKS else ""), f"network {net}"
     else:
         v_loss, v_name = (getattr(v, "loss", ""), getattr(v, "name", "")) if v is not None else ("", "")
     dtype = str(params.pop("dtype", ""))

@@ -104,10 +104,30 @@ CAPABILITIES: dict[str, Capability] = {
         Capability(
             "training",
             ("train",),
-            "training the seed documents' networks: train(network, data, loss, optimiser, epochs)",
+            "training the seed documents' networks: train(network, params, inputs, target, *, loss, "
+            "dtype, lr, steps, record) -> TrainingRun",
         ),
     )
 }
+
+
+@dataclass
+class TrainingRun:
+    """What capability "training" returns: ``train(network, params, inputs, target, *, loss, dtype,
+    lr, steps, record)`` builds ``network`` (an ``oracle.networks.Network``: its layers, and
+    ``build``, how the seed writes the module) in ``dtype`` with ``params`` (NumPy arrays by the
+    network's parameter names, in the order its module registers them), and runs ``steps``
+    full-batch steps of plain SGD at ``lr`` (p ← p − lr·∇p) on ``inputs`` and ``target``, the loss
+    being ``loss(output, target)`` (the backend's own loss for the network, or an --impl's).
+
+    * ``losses[t]``: the loss at step t, before its update;
+    * ``grads[t]``: each parameter's gradient at step t, for the first ``record`` steps;
+    * ``params[t]``: the parameters after step t's update, for the first ``record`` steps.
+    """
+
+    losses: list[float]
+    grads: list[dict[str, np.ndarray[Any, Any]]]
+    params: list[dict[str, np.ndarray[Any, Any]]]
 
 
 def missing_capability(backend: Any, name: str) -> str | None:

@@ -117,6 +117,28 @@ class TorchBackend:
         says; None for a name it does not know."""
         return _functions().get(name)
 
+    def train(
+        self,
+        network: Any,
+        params: Mapping[str, np.ndarray[Any, Any]],
+        inputs: np.ndarray[Any, Any],
+        target: np.ndarray[Any, Any],
+        *,
+        loss: Callable[..., Any],
+        dtype: DType,
+        lr: float,
+        steps: int,
+        record: int,
+    ) -> Any:
+        """Capability "training": the seed network built as its seed writes it, trained with
+        ``torch.optim.SGD`` (``conformance.backends.torch_networks``)."""
+        from conformance.backends import torch_networks
+
+        return torch_networks.train(
+            network, params, inputs, target, loss=loss, dtype=dtype, lr=lr, steps=steps, record=record,
+            device=self.device,
+        )  # fmt: skip
+
     def tensor(
         self,
         array: np.ndarray[Any, Any],
