@@ -99,6 +99,7 @@ class Result:
     error: str | None  # the backend raised: what it said
 
 
+_REFERENCES: dict[tuple[str, str, str | None], tuple[Setup, nets.Trajectory]] = {}
 _RESULTS: dict[tuple[int, str, str, str | None], Result] = {}
 
 
@@ -126,12 +127,16 @@ def run_backend(backend: Backend, s: Setup) -> TrainingRun:
 
 
 def result(backend: Backend, name: str, dtype: DType) -> Result:
-    """The reference and the backend's training of ``name`` in ``dtype``, computed once a session."""
+    """The reference (computed once a session) and the backend's training (once per backend) of
+    ``name`` in ``dtype``."""
     cifar = SETTINGS.get("cifar10")
-    key = (id(backend), name, dtype, None if cifar is None else str(cifar))
-    if key not in _RESULTS:
+    where = None if cifar is None else str(cifar)
+    if (name, dtype, where) not in _REFERENCES:
         s = setup(name, dtype, cifar)
-        ref = reference(s)
+        _REFERENCES[name, dtype, where] = (s, reference(s))
+    s, ref = _REFERENCES[name, dtype, where]
+    key = (id(backend), name, dtype, where)
+    if key not in _RESULTS:
         try:
             got, err = run_backend(backend, s), None
         except Exception as e:  # reported by every check of this network, not as a crash
