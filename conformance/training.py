@@ -269,3 +269,69 @@ def replay(
     finally:
         SETTINGS["cifar10"] = saved
     print(f"conforms: {network} trains as the reference on {b.name}, dtype {dtype}, check {check!r}")
+
+
+def _worst(
+    got: Mapping[str, Any], exp: Mapping[str, Array], scale: Mapping[str, Array], bound: float
+) -> tuple[float, float]:
+    """The largest error over the tensors, as a multiple of the bound, and relative to each
+    tensor's largest element."""
+    of_bound = max(float(np.max(np.abs(got[k] - exp[k]) / (bound * scale[k]))) for k in exp)
+    rel = max(
+        float(np.max(np.abs(got[k] - exp[k]))) / max(float(np.max(np.abs(exp[k]))), 1e-300) for k in exp
+    )
+    return of_bound, rel
+
+
+def measure(backend: Backend) -> list[dict[str, Any]]:
+    """Per network and dtype: the worst step-0 gradient error of ``backend`` against the reference
+    (× the error model's bound, and relative to the gradient's largest element), the worst over
+    the followed trajectory (gradients and parameters), and the loss's fall over the schedule."""
+    rows: list[dict[str, Any]] = []
+    for name in nets.NETWORKS:
+        for dtype in DTYPES:
+            r = result(backend, name, dtype)
+            if r.got is None:
+                rows.append({"network": name, "dtype": dtype, "error": r.error})
+                continue
+            bound = K * eps(dtype)
+            s0 = r.reference.steps[0]
+            g_bound, g_rel = _worst(r.got.grads[0], s0.grads, s0.grad_scales, bound)
+            t_bound = max(
+                max(
+                    _worst(r.got.grads[t], st.grads, st.grad_scales, bound)[0],
+                    _worst(r.got.params[t], st.params, st.param_scales, bound)[0],
+                )
+                for t, st in enumerate(r.reference.steps[: r.setup.network.follow])
+            )
+            rows.append({
+                "network": name, "dtype": dtype, "step0_of_bound": g_bound, "step0_relative": g_rel,
+                "trajectory_of_bound": t_bound, "steps_followed": r.setup.network.follow,
+                "loss_fall_reference": r.reference.losses[0] - r.reference.losses[-1],
+                "loss_fall_backend": r.got.losses[0] - r.got.losses[-1],
+            })  # fmt: skip
+    return rows
+
+
+if __name__ == "__main__":
+    import argparse
+
+    from conformance.backends import resolve
+
+    ap = argparse.ArgumentParser(description="worst training errors of a backend against the reference")
+    ap.add_argument("--backend", default="torch-cpu")
+    args = ap.parse_args()
+    print(
+        "network            dtype    step-0 worst: × bound, relative   trajectory worst: × bound"
+        "   loss fall: ref, backend"
+    )
+    for row in measure(resolve(args.backend)):
+        head = f"{row['network']:18s} {row['dtype']:8s} "
+        if "error" in row:
+            print(head + str(row["error"]))
+            continue
+        print(
+            head + f"{row['step0_of_bound']:9.3g} {row['step0_relative']:12.3g}            "
+            f"{row['trajectory_of_bound']:9.3g} ({row['steps_followed']} steps)      "
+            f"{row['loss_fall_reference']:.6g}, {row['loss_fall_backend']:.6g}"
+        )

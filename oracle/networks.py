@@ -139,11 +139,11 @@ NETWORKS: dict[str, Network] = {
     for n in (
         Network(
             "mlp", _MLP_LAYERS, "mse_loss", (4,), 0.1, 50, "seed004-layers",
-            _MLP_DOC + " (demo1: explicit layers)",
+            _MLP_DOC + " (demo1: explicit layers)", follow=50,
         ),
         Network(
             "mlp_sequential", _MLP_LAYERS, "mse_loss", (4,), 0.1, 50, "seed004-sequential",
-            _MLP_DOC + " (demo2: nn.Sequential blocks)",
+            _MLP_DOC + " (demo2: nn.Sequential blocks)", follow=50,
         ),
         Network(
             "cnn",
@@ -161,7 +161,7 @@ NETWORKS: dict[str, Network] = {
         ),
         Network(
             "linear_regression", (Linear("linear", 1, 1),), "mse_loss", (1,), 0.01, 100, "seed001",
-            "seed 001: Linear(1,1), MSELoss, SGD lr 0.01, 100 epochs on x = [1, 2, 3], y = 2x",
+            "seed 001: Linear(1,1), MSELoss, SGD lr 0.01, 100 epochs on x = [1, 2, 3], y = 2x", follow=100,
         ),
     )
 }  # fmt: skip

@@ -17,7 +17,8 @@ torch.tensor(...)``, a 0-d parameter that broadcasts over the layer's units.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -148,6 +149,27 @@ def load(model: Any, network: Any, params: Mapping[str, np.ndarray[Any, Any]], d
     return out
 
 
+@contextlib.contextmanager
+def ieee_float32() -> Iterator[None]:
+    """float32 convolutions and matmuls in float32 arithmetic for the duration: torch's default for
+    cuDNN convolutions is TF32 (``torch.backends.cudnn.conv.fp32_precision == "tf32"`` on torch
+    2.13.0), a 10-bit mantissa, which is not the float32 the checks are about. No effect on CPU."""
+    torch = _torch()
+    found: list[Any] = [
+        getattr(torch.backends.cudnn, "conv", None),
+        getattr(torch.backends.cuda, "matmul", None),
+    ]
+    flags: list[Any] = [f for f in found if hasattr(f, "fp32_precision")]
+    saved = [f.fp32_precision for f in flags]
+    try:
+        for f in flags:
+            f.fp32_precision = "ieee"
+        yield
+    finally:
+        for f, old in zip(flags, saved, strict=True):
+            f.fp32_precision = old
+
+
 def train(
     network: Any,
     params: Mapping[str, np.ndarray[Any, Any]],
@@ -181,15 +203,23 @@ def train(
     def host(p: Any) -> np.ndarray[Any, Any]:
         return p.detach().to("cpu", torch.float64).numpy().copy()
 
-    for step in range(steps):
-        out = model(x)
-        value = loss(out, y)
-        opt.zero_grad()
-        value.backward()
-        if step < record:
-            run.grads.append({k: host(p.grad) for k, p in named.items() if p.grad is not None})
-        opt.step()
-        if step < record:
-            run.params.append({k: host(p) for k, p in named.items()})
-        run.losses.append(float(value.detach().to("cpu", torch.float64)))
+    with ieee_float32():
+        for step in range(steps):
+            _one_step(model, x, y, loss, opt, named, run, step < record, host)
     return run
+
+
+def _one_step(
+    model: Any, x: Any, y: Any, loss: Any, opt: Any, named: Any, run: Any, keep: bool, host: Any
+) -> None:
+    """One step as the seeds take it: forward, ``zero_grad``, ``backward``, ``step``."""
+    out = model(x)
+    value = loss(out, y)
+    opt.zero_grad()
+    value.backward()
+    if keep:
+        run.grads.append({k: host(p.grad) for k, p in named.items() if p.grad is not None})
+    opt.step()
+    if keep:
+        run.params.append({k: host(p) for k, p in named.items()})
+    run.losses.append(float(value.detach().to("cpu").double()))
