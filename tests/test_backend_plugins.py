@@ -90,22 +90,36 @@ def test_capabilities_are_apart_from_the_protocol() -> None:
 
     torch_cpu = resolve("torch-cpu")
     assert isinstance(torch_cpu, Backend)
-    assert missing_capability(torch_cpu, "functions") is None  # the named distances, in torch
+    has = {"functions", "training"}  # the named distances and the seed networks, in torch
+    for name in has:
+        assert missing_capability(torch_cpu, name) is None
+        require_capability(torch_cpu, name)  # no skip
     assert torch_cpu.function("cosine_distance") is not None  # type: ignore[attr-defined]
     assert torch_cpu.function("no_such_function") is None  # type: ignore[attr-defined]
-    for name in set(CAPABILITIES) - {"functions"}:
+    assert set(CAPABILITIES) - has, "torch-cpu lacks at least one capability (second order)"
+    for name in set(CAPABILITIES) - has:
         why = missing_capability(torch_cpu, name)
         assert why is not None and f"has no {name} capability" in why
         with _pytest.raises(_pytest.skip.Exception, match=f"has no {name} capability"):
             require_capability(torch_cpu, name)
 
-    class WithSecondOrder:
+    class ProtocolOnly:
+        """The base protocol of torch-cpu and nothing else: every capability is missing."""
+
         def __init__(self, base: Any) -> None:
             self.base = base
 
         def __getattr__(self, n: str) -> Any:
+            if any(n in c.methods for c in CAPABILITIES.values()):
+                raise AttributeError(n)
             return getattr(self.base, n)
 
+    bare = ProtocolOnly(torch_cpu)
+    assert isinstance(bare, Backend)
+    for name in CAPABILITIES:
+        assert missing_capability(bare, name) is not None
+
+    class WithSecondOrder(ProtocolOnly):
         def grad_grad(self, *args: Any) -> Any:
             return "second order"
 
@@ -114,5 +128,6 @@ def test_capabilities_are_apart_from_the_protocol() -> None:
     assert missing_capability(capable, "training") is not None
     wrapped = OverrideBackend(capable, {})  # type: ignore[arg-type]
     assert missing_capability(wrapped, "second_order") is None
+    assert missing_capability(wrapped, "training") is not None
     assert wrapped.grad_grad() == "second order"
     require_capability(wrapped, "second_order")  # no skip
