@@ -1,0 +1,3 @@
+from spec.docs import main
+
+raise SystemExit(main())
