@@ -105,7 +105,9 @@ def _notation(loss: Loss) -> list[str]:
         out.append("")
     out += [
         "A gradient along the class (or feature) axis is taken at its component $j$; a second "
-        "derivative also at component $l$. $\\delta_{a,b}$ is 1 where $a = b$, else 0.",
+        "derivative also at component $l$. $\\delta_{a,b}$ is 1 where $a = b$, else 0; "
+        "$\\theta(u)$ is the Heaviside step (1 for $u > 0$, 0 for $u < 0$) and "
+        "$\\operatorname{sign}(u)$ the sign (0 at 0); $[u]_{+} = \\max(0, u)$.",
         "",
     ]
     return out
@@ -407,9 +409,7 @@ def stable_page() -> str:
             )
         at = ", ".join(f"{k} = {v!r}" for k, v in n.at.items())
         out += [
-            f"Where the naive form fails: at {at}, ${n.why}$."
-            if "\\" in n.why or "^" in n.why
-            else f"Where the naive form fails: at {at}, {n.why}.",
+            f"Where the naive form fails: at {at}, {n.why}.",
             "",
             "| | value |",
             "|---|---|",

@@ -13,20 +13,20 @@ import sympy as sp
 
 #: node name -> (its arguments' values, what goes wrong there in the naive form)
 COUNTEREXAMPLES: dict[str, tuple[dict[str, Any], str]] = {
-    "Softplus": ({"z": 710.0}, "e^z overflows"),
-    "Sigmoid": ({"z": -710.0}, "e^{-z} overflows, so 1/(1 + e^{-z}) is 0 where the result is subnormal"),
-    "LogSumExp": ({"x": [1000.0, 0.0]}, "e^{x_i} overflows"),
-    "Softmax": ({"x": [1000.0, 0.0], "a": 0}, "inf / inf"),
+    "Softplus": ({"z": 710.0}, "$e^{z}$ overflows"),
+    "Sigmoid": ({"z": -710.0}, "$e^{-z}$ overflows, so $1/(1 + e^{-z})$ is 0 where the result is subnormal"),
+    "LogSumExp": ({"x": [1000.0, 0.0]}, "$e^{x_i}$ overflows"),
+    "Softmax": ({"x": [1000.0, 0.0], "a": 0}, "the quotient is inf / inf"),
     "NegLogSoftmax": (
         {"x": [100.0, 0.0, 0.0], "a": 0},
-        "log Σ e^{x_i} rounds to x_a: the difference cancels to 0",
+        "$\\log \\sum_i e^{x_i}$ rounds to $x_a$: the difference cancels to 0",
     ),
     "SoftmaxMinusDelta": (
         {"x": [40.0, 0.0, 0.0], "b": 0, "a": 0},
-        "softmax_a rounds to 1: softmax_a - 1 cancels to 0",
+        "the softmax rounds to 1, and its difference with 1 cancels to 0",
     ),
-    "SquareOver": ({"u": 1e200, "v": 1e300}, "u² overflows"),
-    "LogAdd": ({"a": 1e-300, "b": 1.0}, "a + b rounds to b: log(1) = 0"),
+    "SquareOver": ({"u": 1e200, "v": 1e300}, "$u^{2}$ overflows"),
+    "LogAdd": ({"a": 1e-300, "b": 1.0}, "$a + b$ rounds to $b$, and $\\log 1 = 0$"),
 }
 
 
