@@ -70,26 +70,24 @@ def _shape(v: Variant, name: str, first: str) -> str:
 
 
 def _notation(loss: Loss) -> list[str]:
-    rows = ["| symbol | torch argument | what it is | domain | shape |", "|---|---|---|---|---|"]
-    seen: set[str] = set()
+    rows: dict[tuple[str, ...], list[str]] = {}  # a row's cells -> the variants it holds in
     for v in loss.variants:
         first = next(a.name for a in v.args if not a.optional)
         for a in v.args:
-            key = f"{a.name}:{symbol(v, a.name)}"
-            if key in seen:
-                continue
-            seen.add(key)
             what = ("differentiable" if a.differentiable else "not differentiated") + (
                 "; optional (None in torch is the value 1)" if a.optional else ""
             )
-            if len(loss.variants) > 1:
-                what += f"; variant `{v.name}`"
             dom = a.domain.doc + "".join(f"; with `{f}=True`: {d.doc}" for f, d in a.when)
-            rows.append(
-                f"| ${symbol(v, a.name)}$ | `{a.name}` | {what} | {dom} | {_shape(v, a.name, first)} |"
-            )
+            cells = (f"${symbol(v, a.name)}$", f"`{a.name}`", what, dom, _shape(v, a.name, first))
+            rows.setdefault(cells, []).append(v.name)
+    table = ["| symbol | torch argument | what it is | domain | shape |", "|---|---|---|---|---|"]
+    for row, names in rows.items():
+        what = row[2]
+        if len(names) < len(loss.variants):
+            what += "; variant " + ", ".join(f"`{n}`" for n in names)
+        table.append("| " + " | ".join((*row[:2], what, *row[3:])) + " |")
+    out = ["## Notation", "", *table, ""]
     params = {p.name: (v, p) for v in loss.variants for p in v.params}
-    out = ["## Notation", "", *rows, ""]
     if params:
         out += [
             "**Options**",

@@ -4,6 +4,7 @@ fails in float64, with the naive float64 value, the exact value (50 digits) and 
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -124,7 +125,7 @@ def nodes() -> list[Node]:
         out.append(
             Node(
                 cls.__name__,
-                cls.__doc__ or "",
+                inspect.getdoc(cls) or "",
                 call,
                 elem,
                 deriv,
