@@ -278,15 +278,24 @@ def _configure_cifar10(config: pytest.Config) -> None:
     """``--cifar10=PATH``: read it now, so that a missing, truncated or corrupt file is a usage
     error naming the file and the problem, before any check runs."""
     raw = config.getoption("conformance_cifar10")
-    if not raw:
+    if raw is None:
         return
+    if not raw.strip():
+        raise pytest.UsageError(
+            "--cifar10: an empty path (expected a CIFAR-10 .bin file or cifar-10-batches-bin)"
+        )
     from conformance import datasets, training
 
     path = Path(config.invocation_params.dir, raw)
     try:
-        datasets.read_cifar10(path, limit=training.CNN_IMAGES)
+        images = datasets.read_cifar10(path, limit=training.CNN_IMAGES)
     except datasets.CifarFormatError as e:
         raise pytest.UsageError(f"--cifar10: {e}") from None
+    if len(images.labels) < training.CNN_IMAGES:
+        raise pytest.UsageError(
+            f"--cifar10: {path}: {len(images.labels)} records; the CNN trains on a batch of the first "
+            f"{training.CNN_IMAGES} (expected at least {training.CNN_IMAGES})"
+        )
     training.SETTINGS["cifar10"] = str(path)
 
 

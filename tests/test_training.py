@@ -217,6 +217,37 @@ def test_a_corrupt_cifar10_copy_is_a_usage_error_naming_it(tmp_path: Path) -> No
     assert f"--cifar10: {f}: truncated or not CIFAR-10: 100 bytes" in r.stderr
 
 
+@pytest.mark.parametrize(
+    ("records", "says"),
+    [
+        (3, "3 records; the CNN trains on a batch of the first 10 (expected at least 10)"),
+        (None, "--cifar10: an empty path"),
+    ],
+)
+def test_too_few_images_or_an_empty_path_is_a_usage_error(tmp_path: Path, records: int | None, says: str) -> None:
+    """Found by a user trial: 3 valid records passed start-up, then the reference diverged with a
+    NumPy traceback; an empty --cifar10= was silently the synthetic set."""
+    arg = "--cifar10="
+    if records is not None:
+        f = tmp_path / "data_batch_1.bin"
+        datasets.write_cifar10(f, datasets.synthetic_cifar10(records, 0))
+        arg += str(f)
+    r = _suite(tmp_path, "--collect-only", "-k", "training and cnn", arg)
+    assert r.returncode == 4, r.stdout + r.stderr
+    assert says in r.stderr
+
+
+def test_a_reference_that_diverges_says_so() -> None:
+    """No verdict is possible where the schedule diverges on a user's images: the check says why
+    instead of a NumPy overflow (here the synthetic set with the learning rate 50 instead of 0.1)."""
+    from dataclasses import replace
+
+    from conformance.training import ReferenceDiverges, reference, setup
+
+    with pytest.raises(ReferenceDiverges, match="diverges on synthetic .* no verdict on the backend"):
+        reference(replace(setup("cnn", "float64", None), lr=50.0))
+
+
 def test_networks_are_selected_by_name_and_by_loss(tmp_path: Path) -> None:
     r = _suite(tmp_path, "--collect-only", "-k", "training and mlp")
     ids = [ln for ln in r.stdout.splitlines() if "test_training" in ln]
