@@ -224,7 +224,9 @@ def test_a_corrupt_cifar10_copy_is_a_usage_error_naming_it(tmp_path: Path) -> No
         (None, "--cifar10: an empty path"),
     ],
 )
-def test_too_few_images_or_an_empty_path_is_a_usage_error(tmp_path: Path, records: int | None, says: str) -> None:
+def test_too_few_images_or_an_empty_path_is_a_usage_error(
+    tmp_path: Path, records: int | None, says: str
+) -> None:
     """Found by a user trial: 3 valid records passed start-up, then the reference diverged with a
     NumPy traceback; an empty --cifar10= was silently the synthetic set."""
     arg = "--cifar10="
@@ -244,7 +246,7 @@ def test_a_reference_that_diverges_says_so() -> None:
 
     from conformance.training import ReferenceDiverges, reference, setup
 
-    with pytest.raises(ReferenceDiverges, match="diverges on synthetic .* no verdict on the backend"):
+    with pytest.raises(ReferenceDiverges, match=r"diverges on synthetic .* no verdict on the backend"):
         reference(replace(setup("cnn", "float64", None), lr=50.0))
 
 
