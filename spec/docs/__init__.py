@@ -294,7 +294,8 @@ def _plot(v: Variant, files: dict[str, bytes]) -> list[str]:
         return []
     sym = symbol(v, vw.arg)
     axis = v.roles[vw.arg].role == "axis"
-    x = (f"{{{sym}}}_0" if "_" in sym else f"{sym}_0") if axis else sym
+    base, _, sub = sym.partition("_")
+    x = (f"{base}_{{{sub.strip('{}')},0}}" if sub else f"{sym}_0") if axis else sym
     title = v.key + (f" for ${vw.caption}$" if vw.caption else "")
     data = plots.png(v, title, f"${x}$", r"$\ell$", rf"$\partial\ell/\partial {x}$")
     assert data is not None

@@ -101,10 +101,14 @@ def view(v: Variant) -> View | None:
         p = sweep[0]
         d = float(p.default)
         values = [0.0, 0.5, 1.0] if d == 0 else [d / 2, d, 2 * d]
+        # a ±1 label: the option (a margin) acts on the y = -1 side of most of these losses
+        sign = "target" in required and v.arg("target").domain_for(defaults).kind == "sign"
         for val in values:
             opts = {**defaults, p.name: val}
-            curves.append((f"${symbol(v, p.name)} = {val:g}$", arrays(opts), opts))
+            curves.append((f"${symbol(v, p.name)} = {val:g}$", arrays(opts, -1.0 if sign else None), opts))
         caption = f"{symbol(v, p.name)} \\in \\lbrace {', '.join(f'{x:g}' for x in values)} \\rbrace"
+        if sign:
+            caption += ", y = -1"
     elif "target" in required and v.roles["target"].role == "element":
         tkind = v.arg("target").domain_for(defaults).kind
         targets = {"sign": [-1.0, 1.0], "unit": [0.0, 0.5, 1.0]}.get(tkind)
