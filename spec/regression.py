@@ -150,8 +150,9 @@ def huber_loss(input: sp.Symbol, target: sp.Symbol, weight: sp.Symbol, delta: sp
     .. math:: \ell = w \begin{cases} \tfrac{1}{2} d^2 & |d| < \delta \\
               \delta\,(|d| - \tfrac12 \delta) & \text{otherwise} \end{cases}, \quad d = x - y
 
-    ``reduction='mean'`` is Σ w·ℓ / n, n the number of elements: unlike l1_loss and mse_loss
-    (Σ w·ℓ / Σ w), torch 2.13's functional huber_loss takes the plain mean of the weighted losses
+    ``reduction='mean'`` is Σ ℓ / n (ℓ weighted already), n the number of elements: unlike
+    l1_loss and mse_loss (Σ ℓ / Σ w), torch 2.13's functional huber_loss takes the plain mean of the
+    weighted losses
     (``weighted_loss.mean()`` in torch/nn/functional.py). ``delta`` must be > 0 (torch raises).
     Convention: torch.nn.functional.huber_loss; |d| = delta is the linear branch. Equal to
     ``delta · smooth_l1_loss(x, y, beta=delta)``.

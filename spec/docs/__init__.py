@@ -49,20 +49,24 @@ def _block(e: str) -> list[str]:
 
 def _shape(v: Variant, name: str, first: str) -> str:
     role = v.roles[name]
+    if role.role == "element" and v.sample_axis is not None:  # a label per sample (cosine's y)
+        return "(N), or () for a single sample: one value per sample"
     if role.role == "element":
         return "any shape" if name == first else _BROADCAST[role.broadcast].format(first=first)
     if role.role == "axis":
         if role.broadcast == "class":
             return "(C): one value per class"
+        if role.axis is not None and role.axis.name == "feature":
+            return "(D) or (N, D): D features" if name == first else "the shape of `" + first + "`"
         dims = {1: "(C)", 2: "(N, C)"}
         if v.input_ndims:
             return " or ".join(dims.get(n, f"{n} dims") for n in v.input_ndims)
-        if role.axis is not None and role.axis.name == "feature":
-            return "(D) or (N, D): D features" if name == first else "the shape of `" + first + "`"
         if v.class_dim == "last":
             return "(C) or (N, C): classes on the last dim"
         return "(C), (N, C) or (N, C, d1, …, dk)" if name == first else "the shape of `" + first + "`"
     if role.role == "index":
+        if v.input_ndims:  # (C) or (N, C) inputs only
+            return "() for a (C) input, (N) for (N, C): one int64 class index in [0, C) per sample"
         return "(), (N) or (N, d1, …, dk): one int64 class index in [0, C) per sample"
     if role.role == "index_set":
         return "the shape of `input`: int64 class indices, each sample's set ended by its first -1"
@@ -104,7 +108,8 @@ def _notation(loss: Loss) -> list[str]:
     out += [
         "A gradient along the class (or feature) axis is taken at its component $j$; a second "
         "derivative also at component $l$. $\\delta_{a,b}$ is 1 where $a = b$, else 0; "
-        "$\\theta(u)$ is the Heaviside step (1 for $u > 0$, 0 for $u < 0$) and "
+        "$\\theta(u)$ is the Heaviside step (1 for $u > 0$, 0 for $u < 0$; $\\theta(u, h)$ the step "
+        "whose value at $u = 0$ is $h$, SymPy's $\\theta(0) = 1/2$ where none is given) and "
         "$\\operatorname{sign}(u)$ the sign (0 at 0); $[u]_{+} = \\max(0, u)$.",
         "",
     ]
@@ -132,7 +137,11 @@ def _gradient(v: Variant, name: str) -> list[str]:
             where = "otherwise" if b.condition is None else f"where ${tex(b.condition, v)}$"
             out += [f"On the branch {where}:", ""]
         if len(b.steps) > 1:
-            out += ["by the sum rule, term by term:", ""]
+            out += [
+                "by the sum rule, term by term (constant factors distributed over the sums; terms free of "
+                f"${at}$ dropped):",
+                "",
+            ]
         for st in b.steps:
             lhs = f"\\frac{{\\partial}}{{\\partial {at}}}\\left[{tex(st.term, v)}\\right]"
             if st.outer is not None and st.inner is not None and st.d_inner is not None:
@@ -220,13 +229,13 @@ def _reductions(v: Variant) -> list[str]:
             f = r"L = \sum_n \ell_n"
             what = f"over every {unit}"
         elif rule.divides_by == "batch":
-            f = r"L = \frac{1}{N} \sum_n \ell_n"
-            what = "N = input.size(0), the batch size"
+            f = rf"L = \frac{{1}}{{N}} \sum_{{\text{{every {unit}}}}} \ell"
+            what = f"N = input.size(0), the batch size, while the sum runs over every {unit}"
         elif m == 1:
             f = r"L = \frac{1}{N} \sum_n \ell_n"
             what = f"N the number of {unit}s"
         else:
-            f = rf"L = \frac{{\sum_n \ell_n}}{{\sum_n m_n}}, \quad m = {tex(m, v)}"
+            f = rf"L = \frac{{\sum_n \ell_n}}{{\sum_n m_n}}, \quad m_n = {tex(m, v)} \text{{ of sample }} n"
             what = "a weighted mean: NaN where the weights sum to 0"
         out += [f"- `reduction='{r}'` ({what}):", "", *("  " + x for x in _block(f))]
     if v.ignore:
@@ -301,11 +310,12 @@ def _plot(v: Variant, files: dict[str, bytes]) -> list[str]:
     assert data is not None
     path = f"plots/{v.key.replace('[', '-').replace(']', '')}.png"
     files[path] = data
+    logit = " (the logit of the target class)" if any(r.role == "index" for r in v.roles.values()) else ""
+    held = "; ".join(vw.fixed)
     what = (
-        f"against ${x}$, component 0 of `{vw.arg}` (the logit of the target class where there is one), "
-        "the other components held fixed"
+        f"against ${x}$, component 0 of `{vw.arg}`{logit}, with {held}"
         if axis
-        else f"against ${x}$ (`{vw.arg}`), the other arguments held fixed"
+        else f"against ${x}$ (`{vw.arg}`), with {held}"
     )
     for_ = f" for ${vw.caption}$" if vw.caption else ""
     return [
@@ -434,11 +444,17 @@ def index(names: Iterable[str], others: dict[str, str]) -> str:
         "",
     ]
     for n in names:
-        first = rst_to_markdown(REGISTRY[n].doc).splitlines()[0]
-        out.append(f"- [`{n}`]({n}.md): {first}")
+        out.append(f"- [`{n}`]({n}.md): {_summary(REGISTRY[n].doc)}")
     for n, doc in others.items():
-        out.append(f"- [`{n}`]({n}.md): {rst_to_markdown(doc).splitlines()[0]}")
+        out.append(f"- [`{n}`]({n}.md): {_summary(doc)}")
     return "\n".join(out) + "\n"
+
+
+def _summary(doc: str) -> str:
+    """The first sentence of a docstring's first paragraph, on one line."""
+    para = rst_to_markdown(doc).split("\n\n")[0].replace("\n", " ")
+    end = para.find(". ")
+    return para if end < 0 else para[: end + 1]
 
 
 def build() -> dict[str, bytes]:

@@ -28,6 +28,7 @@ class View:
     xs: np.ndarray[Any, Any]
     curves: tuple[tuple[str, dict[str, Any], dict[str, Any]], ...]
     caption: str
+    fixed: tuple[str, ...] = ()  # what is held fixed, in words: "`target` = 0"
 
 
 def _range(kind: str) -> np.ndarray[Any, Any]:
@@ -122,7 +123,15 @@ def view(v: Variant) -> View | None:
     else:
         curves.append(("", arrays(defaults), defaults))
         caption = ""
-    return View(name, xs, tuple(curves), caption)
+    fixed = []
+    for arg, arr in curves[0][1].items():
+        if arg == name:
+            if np.ndim(arr) == 2:
+                fixed.append(f"`{arg}`'s other components {np.asarray(arr)[0, 1:].tolist()}")
+            continue
+        if not any(not np.array_equal(c[1][arg], arr) for c in curves):  # not what the curves vary
+            fixed.append(f"`{arg}` = {np.asarray(arr)[0].tolist()}")
+    return View(name, xs, tuple(curves), caption, tuple(fixed))
 
 
 def evaluate(v: Variant, vw: View) -> list[tuple[str, np.ndarray[Any, Any], np.ndarray[Any, Any]]]:
