@@ -3,6 +3,6 @@ stably rewritten closed forms. See :func:`oracle.evaluate`."""
 
 from __future__ import annotations
 
-from oracle.api import Evaluation, OracleInputError, evaluate, loss_value, select_variant
+from oracle.api import Evaluation, OracleInputError, evaluate, hvp, loss_value, select_variant
 
-__all__ = ["Evaluation", "OracleInputError", "evaluate", "loss_value", "select_variant"]
+__all__ = ["Evaluation", "OracleInputError", "evaluate", "hvp", "loss_value", "select_variant"]

@@ -162,7 +162,7 @@ def _prepare_elementwise(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _P
                 f"{n} shape {y.shape} differs from {first} shape {x.shape}; broadcast to {shape} "
                 "(as torch does, with its own warning)",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
     for a in v.args:
         if a.checked and a.name in arrays:
@@ -188,6 +188,8 @@ def _prepare_elementwise(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _P
             env[a.name] = 1.0
             continue
         w = _float_array(a.name, w)
+        if a.broadcast == "var":  # a direction along gaussian_nll_loss's var: var's own shape
+            w = w.reshape(_var_shape(a.name, w.shape, x.shape)) if w.shape != x.shape else w
         if a.broadcast == "same" and w.shape != x.shape:
             raise _fail(a.name, f"the same shape as input {x.shape}", f"shape {w.shape}")
         if a.broadcast == "last_dim" and w.ndim > 0 and shape and w.shape[-1] not in (1, shape[-1]):
@@ -484,13 +486,26 @@ def evaluate(
         raise _fail("reduction", f"one of {list(REDUCTION_RULES)}", repr(reduction))
     bound = _bind(spec_loss, args, kwargs)
     v = select_variant(spec_loss, bound)
+    return _evaluate(spec_loss, v, bound, reduction, wrt, upstream, branch_tol, underflow)
+
+
+def _evaluate(
+    spec_loss: Loss,
+    v: Variant,
+    bound: dict[str, Any],
+    reduction: str,
+    wrt: Collection[str] | None,
+    upstream: Any,
+    branch_tol: float | None,
+    underflow: float,
+) -> Evaluation:
     if reduction not in v.reductions:
         raise _fail("reduction", f"one of {list(v.reductions)} for {v.key}", repr(reduction))
     rule = REDUCTION_RULES[reduction]
     _check_params(v, bound)
     prep = (_prepare_elementwise if v.sample_axis is None else _prepare_classes)(spec_loss, v, bound)
     if reduction in v.reduction_warnings:  # as torch's contract does, on every valid such call
-        warnings.warn(v.reduction_warnings[reduction], UserWarning, stacklevel=2)
+        warnings.warn(v.reduction_warnings[reduction], UserWarning, stacklevel=3)
     for p in v.params:  # NumPy scalars: IEEE semantics (x/0 = inf) in the lowered code
         val = bound[p.name]
         prep.env[p.name] = (
@@ -569,6 +584,10 @@ def evaluate(
         if name not in c.grads or name not in given:
             raise _fail("wrt", f"differentiable arguments of {v.key} given: {list(given)}", repr(name))
         g, gl, gh, gs = _per_element(c.grads[name], env, branch_tol)
+        # a form free of the component (a second derivative that is 0 along the axis) has a
+        # trailing dim of 1: the argument's own layout
+        full = np.broadcast_shapes(np.shape(g), np.shape(env[name]))
+        g, gl, gh, gs = (np.broadcast_to(a, full) for a in (g, gl, gh, gs))
         dm = c.mean_weight_grads.get(name) if rule.divides_by == "mean_weight" else None
         if dm is not None:
             # a weighted mean Σ ℓ / Σ m whose weights m depend on this argument: the quotient rule,
@@ -606,6 +625,73 @@ def evaluate(
     return Evaluation(spec_loss.name, v.name, value, grads, vlo, vhi, vsc, glo, ghi, gsc, denominator, galt)
 
 
+def hvp(
+    loss: str,
+    *args: Any,
+    directions: Mapping[str, Any],
+    reduction: str = "mean",
+    wrt: Collection[str] | None = None,
+    upstream: Any = None,
+    branch_tol: float | None = None,
+    underflow: float = 0.0,
+    **kwargs: Any,
+) -> Evaluation:
+    """Second order: ``∂/∂b ⟨∇L·u, v⟩`` for each argument ``b`` of ``wrt`` (default: every
+    differentiable one given), ``L`` the reduced loss, ``u`` the upstream gradient and ``v`` the
+    ``directions`` (by argument name; an argument without one has direction 0): the Hessian-vector
+    products ``Σ_a ∂²L/∂b∂a · v_a``, from the second derivatives SymPy derives
+    (:func:`spec.derive.hvp_variant`). The result's ``value`` is ``⟨∇L·u, v⟩`` itself.
+
+    For ``reduction='mean'`` over weights that depend on a differentiable argument (l1_loss's and
+    mse_loss's ``weight``), the direction along that argument must be 0: the quotient's
+    second-order term is not derived (the derivatives w.r.t. it are)."""
+    from spec.derive import direction, hvp_variant
+
+    spec_loss = _loss(loss)
+    if reduction not in REDUCTION_RULES:
+        raise _fail("reduction", f"one of {list(REDUCTION_RULES)}", repr(reduction))
+    bound = _bind(spec_loss, args, kwargs)
+    v = select_variant(spec_loss, bound)
+    unknown = sorted(set(directions) - set(v.differentiable))
+    if unknown:
+        raise _fail(
+            "directions",
+            f"directions along differentiable arguments of {v.key}: {list(v.differentiable)}",
+            unknown,
+        )
+    first = np.asarray(bound[spec_loss.tensors[0]])
+    weighted = {str(s) for s in v.mean_weight.free_symbols}
+    for name in v.differentiable:
+        d = directions.get(name)
+        primal = bound.get(name)
+        if d is None:
+            if primal is not None:
+                d = np.zeros(np.shape(primal))
+            elif v.roles[name].role == "axis":  # class weights not given: one per class
+                cdim = first.ndim - 1 if v.class_dim == "last" or first.ndim == 1 else 1
+                d = np.zeros(first.shape[cdim])
+            else:
+                d = np.zeros(first.shape)
+        elif primal is not None and np.shape(d) != np.shape(primal):
+            raise _fail(
+                f"directions[{name!r}]", f"the shape of {name}, {np.shape(primal)}", f"shape {np.shape(d)}"
+            )
+        elif primal is None:
+            raise _fail(f"directions[{name!r}]", f"no direction: {name} is not given (None)", "a direction")
+        if (
+            REDUCTION_RULES[reduction].divides_by == "mean_weight"
+            and name in weighted
+            and np.any(np.asarray(d) != 0)
+        ):
+            raise _fail(
+                f"directions[{name!r}]",
+                f"0 for reduction='mean' (the mean's denominator depends on {name})",
+                "a nonzero direction",
+            )
+        bound[direction(name)] = d
+    return _evaluate(spec_loss, hvp_variant(v), bound, reduction, wrt, upstream, branch_tol, underflow)
+
+
 def _denominator(rule: ReductionRule, mean_weight: Array, input_shape: tuple[int, ...]) -> np.float64:
     """What ``rule`` divides Σ ℓ by (``spec.ReductionRule``): Σ of the mean weights of the samples
     that count (ignored ones carry 0), or the input's size along dim 0."""
@@ -621,4 +707,4 @@ def loss_value(loss: str, *args: Any, reduction: str = "mean", **kwargs: Any) ->
     return evaluate(loss, *args, reduction=reduction, wrt=(), **kwargs).value
 
 
-__all__ = ["Compiled", "Evaluation", "OracleInputError", "evaluate", "loss_value", "select_variant"]
+__all__ = ["Compiled", "Evaluation", "OracleInputError", "evaluate", "hvp", "loss_value", "select_variant"]

@@ -29,6 +29,7 @@ from spec._core import (
     i,
     j,
     k,
+    l,
 )
 from spec.composite import COMPOSITE_LOSSES, CompositeLoss
 from spec.sequence import SEQUENCE_LOSSES, SequenceLoss
@@ -60,4 +61,5 @@ __all__ = [
     "i",
     "j",
     "k",
+    "l",
 ]

@@ -32,6 +32,8 @@ C = sp.Symbol("C", integer=True, positive=True)
 k = sp.Symbol("k", integer=True, nonnegative=True)
 i = sp.Symbol("i", integer=True, nonnegative=True)
 j = sp.Symbol("j", integer=True, nonnegative=True)
+#: the component a Hessian-vector product contracts over: Σ_l ∂²ℓ/∂x_j∂x_l · v_l
+l = sp.Symbol("l", integer=True, nonnegative=True)  # noqa: E741
 
 Axis = Literal["element", "class", "feature", "index", "index_set"]
 
@@ -49,11 +51,11 @@ class NamedAxis:
 
 
 #: the class axis of multi-class losses (dim 1 of (N, C, d1, ...) in torch; dim 0 of (C))
-CLASS_AXIS = NamedAxis("class", C, (k, i, j))
+CLASS_AXIS = NamedAxis("class", C, (k, i, j, l))
 #: the feature axis of embedding losses (cosine_embedding_loss, triplet_margin_loss): the last dim
 #: of (N, D) or (D). A sample reduces over one axis, so it is written with the same size symbol and
 #: dummies as the class axis (the lowering treats both alike); only its name differs.
-FEATURE_AXIS = NamedAxis("feature", C, (k, i, j))
+FEATURE_AXIS = NamedAxis("feature", C, (k, i, j, l))
 #: every named axis, in the canonical order the lowering sorts labelled dims in (the feature axis
 #: shares the class axis's symbols)
 NAMED_AXES: tuple[NamedAxis, ...] = (CLASS_AXIS,)

@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
+from typing import Literal
 
 import sympy as sp
 
-from spec._core import NAMED_AXES, REGISTRY, Variant, j
+from spec._core import NAMED_AXES, REAL, REGISTRY, Arg, Variant, j, l
 
 Transform = Callable[[sp.Expr], sp.Expr]
+Broadcast = Literal["same", "warn", "silent", "var", "input", "last_dim", "class"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,15 @@ def _identity(e: sp.Expr) -> sp.Expr:
     return e
 
 
+def _no_dirac(e: sp.Expr) -> sp.Expr:
+    """The derivative of a sign or a step function is 0 (autograd's, and PyTorch's, convention:
+    ``sgn``, comparisons and masks are differentiated as constants); SymPy's Dirac deltas there are
+    dropped."""
+    return (
+        e.replace(lambda x: isinstance(x, sp.DiracDelta), lambda x: sp.S.Zero) if e.has(sp.DiracDelta) else e
+    )
+
+
 def derive(variant: Variant, transform: Transform = _identity) -> ClosedForms:
     """Differentiate ``transform(variant.expr)`` w.r.t. each differentiable argument.
 
@@ -123,7 +134,7 @@ def derive(variant: Variant, transform: Transform = _identity) -> ClosedForms:
     grads: dict[str, sp.Expr] = {}
     for name in variant.differentiable:
         override = variant.grad_override(name)
-        g = override if override is not None else merge_powers(sp.diff(value, wrt(variant, name)))
+        g = override if override is not None else _no_dirac(merge_powers(sp.diff(value, wrt(variant, name))))
         grads[name] = tidy_sums(transform(tidy_sums(g)))
     return ClosedForms(variant, tidy_sums(value), grads)
 
@@ -134,9 +145,87 @@ def raw(key: str) -> ClosedForms:
     return derive(variant_by_key(key))
 
 
+#: the suffix of a variant's name that makes it the directional derivative of its gradient
+HVP = "@hvp"
+
+_BROADCAST_OF_DIRECTION: dict[str, Broadcast] = {
+    "same": "same",
+    "warn": "input",
+    "silent": "input",
+    "input": "input",
+    "var": "var",
+}
+
+
+def direction(name: str) -> str:
+    """The argument a direction along ``name`` is passed as: ``v_input``."""
+    return f"v_{name}"
+
+
+_HVPS: dict[str, Variant] = {}
+
+
+def hvp_variant(v: Variant) -> Variant:
+    """Second order as data: the variant whose per-element (per-sample) loss is the directional
+    derivative of ``v``'s gradient, ``G = Σ_a ⟨∂ℓ/∂a, v_a⟩`` (``Σ_l ∂ℓ/∂a_l · v_a[l]`` along an axis),
+    with one direction argument ``v_a`` per differentiable argument (its shape and role, not
+    differentiable). Its gradients, which ``derive`` takes as for any variant, are the
+    Hessian-vector products ``Σ_a ∂²ℓ/∂b∂a · v_a``; the first-order conventions are in ``G``
+    (PyTorch's double backward differentiates its own backward). Reductions, mean weights and
+    ignored samples are ``v``'s: for 'none' and 'sum', and a mean whose denominator does not depend
+    on a direction, ``∂/∂b ⟨∇L·u, v⟩`` is exactly this variant's gradient under ``u``."""
+    if v.key in _HVPS:
+        return _HVPS[v.key]
+    forms = derive(v)
+    dirs: list[Arg] = []
+    syms = dict(v.symbols)
+    g = sp.S.Zero
+    for name in v.differentiable:
+        a = v.arg(name)
+        d = direction(name)
+        axis = a.axis in ("class", "feature")
+        optional = a.optional or (not axis and a.broadcast != "same")
+        dirs.append(
+            Arg(
+                d,
+                REAL,
+                axis=a.axis,
+                optional=optional,
+                broadcast=_BROADCAST_OF_DIRECTION.get(a.broadcast, a.broadcast),
+            )
+        )
+        if axis:
+            syms[d] = sp.IndexedBase(d, real=True)
+            g += sp.Sum(forms.grads[name].xreplace({j: l}) * syms[d][l], (l, 0, NAMED_AXES[0].size - 1))  # type: ignore[index]
+        else:
+            syms[d] = sp.Symbol(d, real=True)
+            g += forms.grads[name] * syms[d]
+    _HVPS[v.key] = out = Variant(
+        loss=v.loss,
+        name=v.name + HVP,
+        expr=g,
+        args=(*v.args, *dirs),
+        params=v.params,
+        symbols=syms,
+        conventions=(),
+        mean_weight=v.mean_weight,
+        ignore=v.ignore,
+        doc=f"The directional derivative of the gradient of {v.key} (its Hessian-vector products).",
+        properties=(),
+        reductions=v.reductions,
+        class_dim=v.class_dim,
+        input_ndims=v.input_ndims,
+        selects=v.selects,
+    )
+    return out
+
+
 def variant_by_key(key: str) -> Variant:
     name, _, rest = key.partition("[")
-    return REGISTRY[name].variant(rest.rstrip("]") or "default")
+    variant = rest.rstrip("]") or "default"
+    if variant.endswith(HVP):
+        return hvp_variant(REGISTRY[name].variant(variant[: -len(HVP)]))
+    return REGISTRY[name].variant(variant)
 
 
 def all_variants() -> tuple[Variant, ...]:

@@ -32,7 +32,7 @@ import numpy as np
 
 import oracle
 from spec import REGISTRY
-from spec.derive import variant_by_key
+from spec.derive import HVP, direction, variant_by_key
 from tests import _mp
 
 U = 2.0**-53
@@ -117,6 +117,12 @@ def call_oracle(
 ) -> oracle.Evaluation:
     v = variant_by_key(key)
     kwargs = {k: np.asarray(a) for k, a in arrays.items() if a is not None}
+    if v.name.endswith(HVP):  # second order: the directions are arrays of the hvp variant
+        dirs = {n: kwargs.pop(direction(n)) for n in v.differentiable if direction(n) in kwargs}
+        return oracle.hvp(
+            v.loss, directions=dirs, reduction="none", underflow=2.0**-1022, branch_tol=branch_tol,
+            **kwargs, **{**v.selects, **params},
+        )  # fmt: skip
     # underflow: float64's smallest subnormal in units of eps (see oracle._errscale.UNDERFLOW)
     return oracle.evaluate(
         v.loss, reduction="none", underflow=2.0**-1022, branch_tol=branch_tol, **kwargs,

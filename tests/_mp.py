@@ -84,7 +84,7 @@ def _compiled(
             lambda s: isinstance(s, sp.Indexed),
             lambda s: sp.Symbol(f"{s.base.label}_{int(s.indices[0])}", real=True),
         )
-    left = {s for s in e.free_symbols if s in (spec.C, spec.j, spec.k, spec.i)}
+    left = {s for s in e.free_symbols if s in (spec.C, spec.j, spec.k, spec.i, spec.l)}
     if left or e.has(sp.Sum, sp.Indexed, sp.KroneckerDelta):
         raise AssertionError(f"{key} {form}: unsubstituted class-axis symbols in {e}")
     names = tuple(sorted(str(s) for s in e.free_symbols))
