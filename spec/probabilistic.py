@@ -13,6 +13,7 @@ from spec._core import (
     Arg,
     Convention,
     Param,
+    clamped,
     flag,
     loss,
     xlogy,
@@ -119,16 +120,15 @@ def poisson_nll_loss(
 def _gaussian_conventions(
     input: sp.Symbol, target: sp.Symbol, var: sp.Symbol, eps: sp.Symbol
 ) -> tuple[Convention, ...]:
-    v = sp.Max(var, eps)
     return (
         Convention(
             "gaussian_var_clamp_straight_through",
             "The variance is clamped at eps in the forward (var.clamp_(min=eps) under no_grad on a "
             "clone), so the var gradient is the derivative w.r.t. the clamped variance, passed "
             "straight through to var even where the clamp is active: ½ (1/v - (x - y)²/v²), "
-            "v = max(var, eps), not 0.",
-            grads={"var": (1 / v - (input - target) ** 2 / v**2) / 2},
-            agrees_where=var > eps,
+            "v = max(var, eps), not 0. The spec writes the clamp as clamped(var, eps) (value max, "
+            "derivative 1), so this gradient, and the second derivatives torch's double backward "
+            "takes of it, are derived.",
             points=(
                 # torch 2.13.0 float64 (fact sheet §2.7): x=0, y=1, var=1e-8, full, 'mean' ->
                 # 499994.01118325425; the var gradient there is ½(1/1e-6 - 1/1e-12) = -499999500000
@@ -170,7 +170,7 @@ def gaussian_nll_loss(
     Convention: torch.nn.functional.gaussian_nll_loss (pure Python in torch/nn/functional.py).
     Reference: Nix & Weigend (1994); PyTorch documentation, ``torch.nn.GaussianNLLLoss``.
     """
-    v = sp.Max(var, eps)
+    v = clamped(var, eps)  # straight-through: torch clamps a clone under no_grad
     return ((sp.log(v) + (input - target) ** 2 / v) / 2) + sp.Piecewise(
         (sp.log(2 * sp.pi) / 2, full), (0, True)
     )
