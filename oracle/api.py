@@ -689,7 +689,10 @@ def hvp(
                 "a nonzero direction",
             )
         bound[direction(name)] = d
-    return _evaluate(spec_loss, hvp_variant(v), bound, reduction, wrt, upstream, branch_tol, underflow)
+    directed = tuple(n for n in v.differentiable if np.any(np.asarray(bound[direction(n)]) != 0))
+    return _evaluate(
+        spec_loss, hvp_variant(v, directed), bound, reduction, wrt, upstream, branch_tol, underflow
+    )
 
 
 def _denominator(rule: ReductionRule, mean_weight: Array, input_shape: tuple[int, ...]) -> np.float64:

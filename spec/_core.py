@@ -319,7 +319,8 @@ class Convention:
     clamp, smooth_l1's branch at ``|d| = beta``). ``agrees_where`` is a SymPy condition on the
     arguments under which the convention equals the plain derivative of the forward; tests check it.
     ``points`` are (arguments, expected) pairs that pin the convention down at its special points,
-    each expected value with its provenance in ``doc``.
+    each expected value with its provenance in ``doc``. ``hessian`` declares second derivatives
+    PyTorch computes by a formula of its own (``spec.derive.hvp_variant`` uses them).
     """
 
     name: str
@@ -327,6 +328,10 @@ class Convention:
     grads: Mapping[str, sp.Expr] = field(default_factory=dict)
     agrees_where: sp.Basic | None = None
     points: tuple[tuple[Mapping[str, float], Mapping[str, float]], ...] = ()
+    #: second order: ``(a, b) -> ∂/∂b`` of PyTorch's ``∂ℓ/∂a``, where its double backward is its
+    #: own formula rather than the derivative of its first-order convention (BCE's eps form);
+    #: every other entry is SymPy's derivative of the first-order gradient
+    hessian: Mapping[tuple[str, str], sp.Expr] = field(default_factory=dict)
 
 
 Role = Literal["element", "axis", "index", "index_set", "length", "scalar"]

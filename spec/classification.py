@@ -32,6 +32,10 @@ from spec._core import (
 # binary_cross_entropy
 
 
+#: the eps of torch's BCE double backward: the double literal 1e-12 (not the first order's float32)
+BCE_EPS2 = sp.Rational(1, 10**12)
+
+
 def _bce_conventions(input: sp.Symbol, target: sp.Symbol, weight: sp.Symbol) -> tuple[Convention, ...]:
     eps = EPSILON_F32_1E12
     unclamped = (sp.log(input) > -100) & (sp.log(1 - input) > -100)
@@ -54,6 +58,19 @@ def _bce_conventions(input: sp.Symbol, target: sp.Symbol, weight: sp.Symbol) -> 
             "(which is 0 where the clamp is active).",
             grads={"input": weight * (input - target) / sp.Max(input * (1 - input), eps)},
             agrees_where=unclamped & (input * (1 - input) > eps),
+            # torch's double backward is not the derivative of this gradient: aten
+            # binary_cross_entropy_double_backward (FunctionsManual.cpp) takes
+            # (x² - 2xy + y) / ((x + eps2)² (1 - x + eps2)²) and ..._double_backward_target
+            # -1 / max(x (1 - x), eps2), eps2 = 1e-12 a double there (float32(1e-12) once cast to a
+            # float32 tensor). Measured on torch 2.13.0+cpu, float64, w = 1.5: x = 1e-13, y = 0.5 ->
+            # H_xx 6.198347107425623e+23 (the derivative of the floored gradient: 1.5e12),
+            # H_xy -1.5e12 (1.5 / 1e-12; the floor's float32(1e-12) would give -1.5000000060e12).
+            hessian={
+                ("input", "input"): weight
+                * (input**2 - 2 * input * target + target)
+                / ((input + BCE_EPS2) ** 2 * (1 - input + BCE_EPS2) ** 2),
+                ("input", "target"): -weight / sp.Max(input * (1 - input), BCE_EPS2),
+            },
             points=(
                 # torch 2.13 float64 at x=0, y=0.5: -0.5/float32(1e-12) = -500000001997.9014 (fact sheet)
                 ({"input": 0.0, "target": 0.5, "weight": 1.0}, {"grad_input": -500000001997.9014}),

@@ -15,7 +15,7 @@ from typing import Literal
 
 import sympy as sp
 
-from spec._core import NAMED_AXES, REAL, REGISTRY, Arg, Variant, j, l
+from spec._core import NAMED_AXES, REAL, REGISTRY, Arg, Convention, Variant, j, l
 
 Transform = Callable[[sp.Expr], sp.Expr]
 Broadcast = Literal["same", "warn", "silent", "var", "input", "last_dim", "class"]
@@ -165,7 +165,7 @@ def direction(name: str) -> str:
 _HVPS: dict[str, Variant] = {}
 
 
-def hvp_variant(v: Variant) -> Variant:
+def hvp_variant(v: Variant, directed: tuple[str, ...] | None = None) -> Variant:
     """Second order as data: the variant whose per-element (per-sample) loss is the directional
     derivative of ``v``'s gradient, ``G = Σ_a ⟨∂ℓ/∂a, v_a⟩`` (``Σ_l ∂ℓ/∂a_l · v_a[l]`` along an axis),
     with one direction argument ``v_a`` per differentiable argument (its shape and role, not
@@ -173,14 +173,23 @@ def hvp_variant(v: Variant) -> Variant:
     Hessian-vector products ``Σ_a ∂²ℓ/∂b∂a · v_a``; the first-order conventions are in ``G``
     (PyTorch's double backward differentiates its own backward). Reductions, mean weights and
     ignored samples are ``v``'s: for 'none' and 'sum', and a mean whose denominator does not depend
-    on a direction, ``∂/∂b ⟨∇L·u, v⟩`` is exactly this variant's gradient under ``u``."""
-    if v.key in _HVPS:
-        return _HVPS[v.key]
+    on a direction, ``∂/∂b ⟨∇L·u, v⟩`` is exactly this variant's gradient under ``u``.
+
+    ``directed`` (default: every differentiable argument) names the arguments with a direction:
+    the others' terms are left out of ``G`` rather than multiplied by 0 (0·inf would be NaN where
+    a second derivative is infinite: BCE's ∂²/∂x∂y at x = 0)."""
+    directed = (
+        tuple(v.differentiable) if directed is None else tuple(n for n in v.differentiable if n in directed)
+    )
+    suffix = HVP if directed == tuple(v.differentiable) else f"{HVP}:{','.join(directed)}"
+    cache_key = v.key + suffix
+    if cache_key in _HVPS:
+        return _HVPS[cache_key]
     forms = derive(v)
     dirs: list[Arg] = []
     syms = dict(v.symbols)
     g = sp.S.Zero
-    for name in v.differentiable:
+    for name in directed:
         a = v.arg(name)
         d = direction(name)
         axis = a.axis in ("class", "feature")
@@ -200,14 +209,37 @@ def hvp_variant(v: Variant) -> Variant:
         else:
             syms[d] = sp.Symbol(d, real=True)
             g += forms.grads[name] * syms[d]
-    _HVPS[v.key] = out = Variant(
+    declared = {k: h for c in v.conventions for k, h in c.hessian.items()}
+    conventions: tuple[Convention, ...] = ()
+    if declared:  # PyTorch's own second derivatives replace SymPy's, entry by entry
+        grads = {}
+        for b in v.differentiable:
+            total = sp.S.Zero
+            for src in directed:
+                if (src, b) in declared:
+                    h = declared[(src, b)]
+                else:
+                    h = _no_dirac(merge_powers(sp.diff(forms.grads[src], wrt(v, b))))
+                total += h * syms[direction(src)]
+            grads[b] = total
+        names = ", ".join(f"∂²/∂{a}∂{b}" for a, b in declared)
+        conventions = (
+            Convention(
+                "pytorch_double_backward",
+                f"PyTorch's double backward of {v.key} declares {names} (spec: "
+                + "; ".join(c.name for c in v.conventions if c.hessian)
+                + "); the other second derivatives are SymPy's derivatives of the gradients.",
+                grads=grads,
+            ),
+        )
+    _HVPS[cache_key] = out = Variant(
         loss=v.loss,
-        name=v.name + HVP,
+        name=v.name + suffix,
         expr=g,
         args=(*v.args, *dirs),
         params=v.params,
         symbols=syms,
-        conventions=(),
+        conventions=conventions,
         mean_weight=v.mean_weight,
         ignore=v.ignore,
         doc=f"The directional derivative of the gradient of {v.key} (its Hessian-vector products).",
@@ -223,8 +255,10 @@ def hvp_variant(v: Variant) -> Variant:
 def variant_by_key(key: str) -> Variant:
     name, _, rest = key.partition("[")
     variant = rest.rstrip("]") or "default"
-    if variant.endswith(HVP):
-        return hvp_variant(REGISTRY[name].variant(variant[: -len(HVP)]))
+    if HVP in variant:
+        base, _, directed = variant.partition(HVP)
+        d = tuple(x for x in directed.lstrip(":").split(",") if x) if directed else None
+        return hvp_variant(REGISTRY[name].variant(base), d)
     return REGISTRY[name].variant(variant)
 
 

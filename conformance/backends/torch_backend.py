@@ -195,6 +195,41 @@ class TorchBackend:
         gs = torch.autograd.grad(output, list(inputs), grad_outputs=u, allow_unused=True)
         return [None if g is None else self.to_numpy(g) for g in gs]
 
+    def grad_grad(
+        self,
+        output: Any,
+        inputs: Sequence[Any],
+        upstream: np.ndarray[Any, Any],
+        directions: Sequence[np.ndarray[Any, Any]],
+    ) -> list[np.ndarray[Any, Any]]:
+        """Second order: the gradient w.r.t. each input of ⟨∇(output)·upstream, directions⟩
+        (double backward). A backward that is not itself differentiable raises
+        ``SecondOrderUnsupported`` saying so."""
+        torch = _torch()
+        u = torch.tensor(np.asarray(upstream), dtype=output.dtype, device=output.device)
+        gs = torch.autograd.grad(output, list(inputs), grad_outputs=u, create_graph=True, allow_unused=True)
+        dot = None
+        for g, d, x in zip(gs, directions, inputs, strict=True):
+            if g is None:
+                continue
+            term = (g * torch.tensor(np.asarray(d), dtype=x.dtype, device=x.device)).sum()
+            dot = term if dot is None else dot + term
+        if dot is None or not dot.requires_grad:
+            raise SecondOrderUnsupported(
+                "its backward is not differentiable: the gradients it returned do not require grad "
+                "(computed under no_grad, from detached tensors, or by a backward that is not itself "
+                "differentiable)"
+            )
+        hs = torch.autograd.grad(dot, list(inputs), allow_unused=True)
+        return [
+            np.zeros(tuple(x.shape)) if h is None or h._is_zerotensor() else self.to_numpy(h)
+            for h, x in zip(hs, inputs, strict=True)
+        ]
+
+
+class SecondOrderUnsupported(RuntimeError):
+    """A loss whose backward cannot be differentiated again."""
+
 
 cpu = TorchBackend("cpu")
 cuda = TorchBackend("cuda")

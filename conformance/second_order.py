@@ -1,0 +1,103 @@
+"""Second-order checks: the backend's double backward against the Hessian-vector products of
+``oracle.hvp`` (the second derivatives SymPy derives from the same spec, with PyTorch's declared
+second-order conventions), under the error model.
+
+The check: for an upstream ``u`` and a direction ``v`` along each differentiable input, the
+gradient w.r.t. each input ``b`` of ``⟨∇L·u, v⟩`` equals ``Σ_a ∂²L/∂b∂a · v_a``. It needs the
+backend capability ``second_order`` (``grad_grad``)."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+import oracle
+from conformance.backends import Backend
+from conformance.errormodel import branch_tol, compare, underflow
+from conformance.harness import RUNNERS, _tensors, backend_options, fail, reject_known, require_capability
+from conformance.strategies import Case
+
+Array = np.ndarray[Any, Any]
+
+#: losses whose double backward torch does not implement, with its error (measured on torch
+#: 2.13.0+cpu): the check expects exactly that error, and ends as an expected failure saying so
+TORCH_UNSUPPORTED: dict[str, str] = {
+    "multi_margin_loss": "derivative for aten::multi_margin_loss_backward is not implemented",
+    "multilabel_margin_loss": "derivative for aten::multilabel_margin_loss_backward is not implemented",
+}
+
+
+def expected(
+    case: Case, wrt: Sequence[str], upstream: Array, directions: Mapping[str, Array]
+) -> oracle.Evaluation:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the first-order checks judge the warnings
+        return oracle.hvp(
+            case.loss, **case.arrays, **case.options, directions=dict(directions),
+            reduction=case.reduction, wrt=tuple(wrt), upstream=upstream,
+            branch_tol=branch_tol(case.dtype), underflow=underflow(case.dtype),
+        )  # fmt: skip
+
+
+def check(
+    backend: Backend, case: Case, *, wrt: Sequence[str], upstream: Array, directions: Mapping[str, Array]
+) -> None:
+    """Assert the backend's double backward of ``case`` conforms (see the module docstring)."""
+    import pytest
+
+    from conformance.backends.torch_backend import SecondOrderUnsupported
+    from spec import REGISTRY
+
+    require_capability(backend, "second_order")
+    if RUNNERS.get(id(backend)) is not None:
+        pytest.skip("second order is not yet run in the worker process of plug-in backends and --impl")
+    reject_known(backend, case, wrt)
+    fn = backend.loss(case.loss)
+    if fn is None:
+        pytest.skip(f"backend {backend.name} has no {case.loss}")
+    names = REGISTRY[case.loss].tensors
+    t = _tensors(backend, case, wrt, "contiguous")
+    rest = {k: x for k, x in t.items() if k not in names}
+    shown = {n: np.asarray(directions[n]) for n in wrt}
+    dirs_text = {k: d.tolist() for k, d in shown.items()}
+    where = f"upstream {np.asarray(upstream).tolist()}, directions {dirs_text}"
+    unsupported = TORCH_UNSUPPORTED.get(case.loss) if backend.name.startswith("torch") else None
+    detached = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            out = fn(*(t[n] for n in names), **rest, **backend_options(backend, case))
+        hs = backend.grad_grad(out, [t[n] for n in wrt], upstream, [shown[n] for n in wrt])  # type: ignore[attr-defined]
+    except SecondOrderUnsupported as e:
+        # gradients that do not depend on the inputs (a loss linear in them) are not connected to
+        # the graph: a second derivative of 0, right where the spec's is 0
+        detached = str(e)
+        hs = [np.zeros(np.shape(case.arrays[n])) for n in wrt]
+    except RuntimeError as e:
+        if unsupported is not None and re.search(re.escape(unsupported), str(e)):
+            pytest.xfail(f"{backend.name} has no double backward for {case.loss} (documented): {unsupported}")
+        raise fail(backend, case, f"second order ({where}): raised RuntimeError: {e}", wrt=wrt) from e
+    except Exception as e:
+        raise fail(backend, case, f"second order ({where}): raised {type(e).__name__}: {e}", wrt=wrt) from e
+    if unsupported is not None:
+        raise fail(
+            backend, case, f"second order: expected the documented error {unsupported!r}, but it ran: "
+            "update conformance.second_order.TORCH_UNSUPPORTED", wrt=wrt,
+        )  # fmt: skip
+    if detached is not None:
+        where += f"; {detached}"
+    exp = expected(case, wrt, upstream, directions)
+    for n, h in zip(wrt, hs, strict=True):
+        m = compare(
+            h, exp.grads[n], exp.grad_lo[n], exp.grad_hi[n], exp.grad_scale[n], case.dtype,
+            what=f"second order: ∂/∂{n} of ⟨∇L·u, v⟩",
+        )  # fmt: skip
+        if m:
+            raise fail(
+                backend, case, m.describe() + f" ({where})", wrt=wrt, upstream=upstream,
+                exp=exp.grads[n], got=h, what=m.reason, outside=m.outside,
+            )  # fmt: skip
