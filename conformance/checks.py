@@ -250,6 +250,12 @@ def warns_as_specified(backend: Backend, case: Case, *, known_ok: bool = False) 
 
 
 #: check kind -> its function; the ``check=`` of a printed ``replay(...)`` line
+def _second_order(backend: Backend, case: Case, **kwargs: Any) -> None:
+    from conformance import second_order
+
+    second_order.check(backend, case, **kwargs)
+
+
 CHECKS: dict[str, Callable[..., None]] = {
     "oracle": oracle,
     "reductions_agree": reductions_agree,
@@ -259,4 +265,5 @@ CHECKS: dict[str, Callable[..., None]] = {
     "batch_is_per_sample": batch_is_per_sample,
     "rejects_bad_input": rejects_bad_input,
     "warns_as_specified": warns_as_specified,
+    "second_order": _second_order,
 }

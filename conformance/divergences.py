@@ -10,9 +10,10 @@ still checked and a correct backend raises no false alarm. The oracle never chan
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,10 +37,18 @@ class Divergence:
     witnesses: tuple[tuple[Case, tuple[str, ...]] | tuple[Case, tuple[str, ...], str], ...]
     #: the memory layouts it happens in (empty: any)
     layouts: tuple[str, ...] = ()
+    #: 2: a divergence of the double backward only (``conformance.second_order``), its witnesses
+    #: run with ``hvp``'s upstream and directions; 1: of the value or the gradient (and so of
+    #: everything computed from them)
+    order: int = 1
+    hvp: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
-    def applies(self, backend: Any, case: Case, wrt: Sequence[str], layout: str = "contiguous") -> bool:
+    def applies(
+        self, backend: Any, case: Case, wrt: Sequence[str], layout: str = "contiguous", order: int = 1
+    ) -> bool:
         return (
-            fnmatch.fnmatchcase(backend.name, self.backends)
+            self.order <= order
+            and fnmatch.fnmatchcase(backend.name, self.backends)
             and case.loss == self.loss
             and case.dtype in self.dtypes
             and (not self.layouts or layout in self.layouts)
@@ -358,6 +367,14 @@ def _cosine_similarity_float16_norm_out_of_range(case: Case, wrt: Sequence[str])
             if np.any((n < 2.0**-14) | ~np.isfinite(n)):
                 return True
     return False
+
+
+def _cosine_similarity_zero_vector(case: Case, wrt: Sequence[str]) -> bool:
+    """Second order, the cosine distance: hit where a differentiated argument has a zero vector
+    (a row of norm 0), where torch's double backward of cosine_similarity is NaN."""
+    if case.variant != "cosine_distance":
+        return False
+    return any(np.any(np.all(np.asarray(case.arrays[n]) == 0, axis=-1)) for n in wrt)
 
 
 def _cosine_grad_intermediate_underflows(case: Case, wrt: Sequence[str]) -> bool:
@@ -824,6 +841,46 @@ DIVERGENCES: tuple[Divergence, ...] = (
         ),
     ),
     Divergence(
+        id="cosine-similarity-double-backward-zero-vector",
+        backends="torch-*",
+        loss="triplet_margin_with_distance_loss",
+        dtypes=("float64", "float32", "bfloat16", "float16"),
+        library="torch",
+        versions="2.13.*",
+        reason=(
+            "second order, distance_function = 1 - cosine_similarity: torch's double backward is NaN "
+            "w.r.t. a zero vector, where its first derivative is finite (the norm clamped at "
+            "eps = 1e-8: 1e8-sized) and so is the spec's second derivative (of the clamped norm). "
+            "Measured on torch 2.13.0+cpu, float64: anchor [0., 0.], positive [1., 2.], negative "
+            "[3., 1.], margin 1, reduction 'none', upstream 1, directions 0.5 everywhere -> the "
+            "anchor's Hessian-vector product [nan, nan] (the positive's and negative's finite: "
+            "[-8944271.9, 4472135.95], [-3162277.66, 9486832.98]); three zero vectors -> NaN for all."
+        ),
+        hits=_cosine_similarity_zero_vector,
+        witnesses=(
+            (
+                Case(
+                    "triplet_margin_with_distance_loss",
+                    "cosine_distance",
+                    "float64",
+                    {
+                        "anchor": np.zeros(2),
+                        "positive": np.array([1.0, 2.0]),
+                        "negative": np.array([3.0, 1.0]),
+                    },
+                    {"margin": 1.0, "swap": False, "distance_function": "cosine_distance"},
+                    "none",
+                ),
+                ("anchor", "positive", "negative"),
+            ),
+        ),
+        order=2,
+        hvp={
+            "upstream": np.array(1.0),
+            "directions": {n: np.full(2, 0.5) for n in ("anchor", "positive", "negative")},
+        },
+    ),
+    Divergence(
         id="cosine-embedding-grad-intermediate-underflow",
         backends="torch-*",
         loss="cosine_embedding_loss",
@@ -845,14 +902,17 @@ DIVERGENCES: tuple[Divergence, ...] = (
 )
 
 
-def known(backend: Any, case: Case, wrt: Sequence[str], layout: str = "contiguous") -> Divergence | None:
-    """The divergence ``case`` (in ``layout``) hits on ``backend``; None for a loss replaced by an
-    override (a divergence belongs to the implementation it was measured on)."""
+def known(
+    backend: Any, case: Case, wrt: Sequence[str], layout: str = "contiguous", order: int = 1
+) -> Divergence | None:
+    """The divergence ``case`` (in ``layout``) hits on ``backend`` in a check of derivatives up to
+    ``order``; None for a loss replaced by an override (a divergence belongs to the implementation
+    it was measured on)."""
     if case.loss in getattr(backend, "overrides", {}):
         return None
     while hasattr(backend, "overrides") and hasattr(backend, "base"):  # a loss not replaced runs on
         backend = backend.base  # the wrapped backend: its divergences are that backend's, by its name
     for d in DIVERGENCES:
-        if d.applies(backend, case, wrt, layout):
+        if d.applies(backend, case, wrt, layout, order):
             return d
     return None

@@ -157,6 +157,8 @@ def _fmt(a: Any) -> str:
 
 
 def _literal(v: Any) -> str:
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k!r}: {_literal(x)}" for k, x in v.items()) + "}"
     return _fmt(v) if isinstance(v, np.ndarray) else repr(v)
 
 
@@ -239,6 +241,8 @@ def replay(
     kind: Callable[..., None] = CHECKS[check]
     if check == "oracle":
         kind(b, case, wrt=wrt, upstream=upstream, layout=layout, known_ok=True, **params)
+    elif check == "second_order":
+        kind(b, case, wrt=wrt, upstream=upstream, known_ok=True, **params)
     else:
         kind(b, case, known_ok=True, **params)
     print(f"conforms: {loss} on {b.name}, check {check!r}")
@@ -374,9 +378,12 @@ def expected_failure(case: Case, message: str) -> None:
     pytest.xfail(message)
 
 
-def reject_known(backend: Backend, case: Case, wrt: Sequence[str] = (), layout: str = "contiguous") -> None:
-    """Reject (``hypothesis.assume``) a case that hits a known divergence of ``backend``; its
-    witness is checked on its own in test_divergences.py."""
+def reject_known(
+    backend: Backend, case: Case, wrt: Sequence[str] = (), layout: str = "contiguous", order: int = 1
+) -> None:
+    """Reject (``hypothesis.assume``) a case that hits a known divergence of ``backend`` (in a
+    check of derivatives up to ``order``); its witness is checked on its own in
+    test_divergences.py."""
     from hypothesis import assume
     from hypothesis.control import currently_in_test_context
 
@@ -393,11 +400,11 @@ def reject_known(backend: Backend, case: Case, wrt: Sequence[str] = (), layout: 
             f"the implementation of {case.loss} does not take {unsupported!r} ({why}): left unchecked"
         )
     if case.loss in getattr(backend, "overrides", {}):
-        shared = known(backend.base, case, wrt, layout)  # type: ignore[attr-defined]
+        shared = known(backend.base, case, wrt, layout, order)  # type: ignore[attr-defined]
         if shared is not None:  # judged by ``guarded`` if the implementation fails here
             _shared.append(shared)
         return
-    d = known(backend, case, wrt, layout)
+    d = known(backend, case, wrt, layout, order)
     if d is None:
         return
     if currently_in_test_context():

@@ -65,6 +65,12 @@ def _serve(conn: Any, backend: str, impls: Sequence[str], cwd: str) -> None:
                 )  # fmt: skip
                 conn.send(("ok", out))
                 continue
+            if msg[0] == "second_order":  # capability "second_order"
+                from conformance.second_order import double_backward
+
+                _, case, wrt, upstream, directions = msg
+                conn.send(("ok", double_backward(b, case, wrt, upstream, directions)))
+                continue
             _, case, wrt, upstream, layout = msg
             conn.send(("ok", harness.run(b, case, wrt=wrt, upstream=upstream, layout=layout)))
         except BaseException as e:  # reported to the parent as the check's failure
@@ -102,6 +108,12 @@ class IsolatedRunner:
     def train(self, setup: Any, check_id: str | None) -> Any:
         """Capability "training" of the worker's backend on a ``conformance.training.Setup``."""
         return self._call(("train", setup), check_id)
+
+    def second_order(
+        self, case: Case, wrt: Sequence[str], upstream: Any, directions: Any, check_id: str | None
+    ) -> Any:
+        """Capability "second_order": ``conformance.second_order.double_backward`` in the worker."""
+        return self._call(("second_order", case, tuple(wrt), upstream, dict(directions)), check_id)
 
     def _call(self, request: tuple[Any, ...], check_id: str | None) -> Any:
         if check_id is not None and self.hung_in == check_id:

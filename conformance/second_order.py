@@ -18,7 +18,15 @@ import numpy as np
 import oracle
 from conformance.backends import Backend
 from conformance.errormodel import branch_tol, compare, underflow
-from conformance.harness import RUNNERS, _tensors, backend_options, fail, reject_known, require_capability
+from conformance.harness import (
+    RUNNERS,
+    SESSION,
+    _tensors,
+    backend_options,
+    fail,
+    reject_known,
+    require_capability,
+)
 from conformance.strategies import Case
 
 Array = np.ndarray[Any, Any]
@@ -43,51 +51,82 @@ def expected(
         )  # fmt: skip
 
 
-def check(
-    backend: Backend, case: Case, *, wrt: Sequence[str], upstream: Array, directions: Mapping[str, Array]
-) -> None:
-    """Assert the backend's double backward of ``case`` conforms (see the module docstring)."""
-    import pytest
-
-    from conformance.backends.torch_backend import SecondOrderUnsupported
+def double_backward(
+    backend: Backend, case: Case, wrt: Sequence[str], upstream: Array, directions: Mapping[str, Array]
+) -> list[Array]:
+    """The backend's ``∂/∂b ⟨∇L·u, v⟩`` for each ``b`` of ``wrt`` (in this process). Raises
+    ``SecondOrderUnsupported`` where the gradients are not connected to the inputs."""
     from spec import REGISTRY
 
-    require_capability(backend, "second_order")
-    if RUNNERS.get(id(backend)) is not None:
-        pytest.skip("second order is not yet run in the worker process of plug-in backends and --impl")
-    reject_known(backend, case, wrt)
     fn = backend.loss(case.loss)
     if fn is None:
-        pytest.skip(f"backend {backend.name} has no {case.loss}")
+        raise LookupError(f"backend {backend.name} has no {case.loss}")
     names = REGISTRY[case.loss].tensors
     t = _tensors(backend, case, wrt, "contiguous")
     rest = {k: x for k, x in t.items() if k not in names}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the first-order checks judge the warnings
+        out = fn(*(t[n] for n in names), **rest, **backend_options(backend, case))
+    return backend.grad_grad(out, [t[n] for n in wrt], upstream, [np.asarray(directions[n]) for n in wrt])  # type: ignore[attr-defined, no-any-return]
+
+
+def check(
+    backend: Backend,
+    case: Case,
+    *,
+    wrt: Sequence[str],
+    upstream: Array,
+    directions: Mapping[str, Array],
+    known_ok: bool = False,
+) -> None:
+    """Assert the backend's double backward of ``case`` conforms (see the module docstring), in
+    the worker process for plug-in backends and --impl. ``known_ok``: the case is not rejected for
+    a known divergence (a replay)."""
+    import pytest
+
+    from conformance.backends import SecondOrderUnsupported
+    from conformance.isolate import RemoteError
+
+    require_capability(backend, "second_order")
+    if not known_ok:
+        reject_known(backend, case, wrt, order=2)
+    if backend.loss(case.loss) is None:
+        pytest.skip(f"backend {backend.name} has no {case.loss}")
     shown = {n: np.asarray(directions[n]) for n in wrt}
-    dirs_text = {k: d.tolist() for k, d in shown.items()}
-    where = f"upstream {np.asarray(upstream).tolist()}, directions {dirs_text}"
-    unsupported = TORCH_UNSUPPORTED.get(case.loss) if backend.name.startswith("torch") else None
-    detached = None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            out = fn(*(t[n] for n in names), **rest, **backend_options(backend, case))
-        hs = backend.grad_grad(out, [t[n] for n in wrt], upstream, [shown[n] for n in wrt])  # type: ignore[attr-defined]
-    except SecondOrderUnsupported as e:
-        # gradients that do not depend on the inputs (a loss linear in them) are not connected to
-        # the graph: a second derivative of 0, right where the spec's is 0
-        detached = str(e)
-        hs = [np.zeros(np.shape(case.arrays[n])) for n in wrt]
-    except RuntimeError as e:
-        if unsupported is not None and re.search(re.escape(unsupported), str(e)):
-            pytest.xfail(f"{backend.name} has no double backward for {case.loss} (documented): {unsupported}")
-        raise fail(backend, case, f"second order ({where}): raised RuntimeError: {e}", wrt=wrt) from e
-    except Exception as e:
-        raise fail(backend, case, f"second order ({where}): raised {type(e).__name__}: {e}", wrt=wrt) from e
-    if unsupported is not None:
-        raise fail(
-            backend, case, f"second order: expected the documented error {unsupported!r}, but it ran: "
-            "update conformance.second_order.TORCH_UNSUPPORTED", wrt=wrt,
+    dirs = {k: d.tolist() for k, d in shown.items()}
+    where = f"upstream {np.asarray(upstream).tolist()}, directions {dirs}"
+    own = case.loss not in getattr(backend, "overrides", {})
+    unsupported = TORCH_UNSUPPORTED.get(case.loss) if own and backend.name.startswith("torch") else None
+
+    def failure(problem: str, **kw: Any) -> Exception:
+        return fail(
+            backend, case, problem, wrt=wrt, upstream=upstream, check="second_order",
+            params={"directions": shown}, **kw,
         )  # fmt: skip
+
+    detached = None
+    runner = RUNNERS.get(id(backend))
+    try:
+        if runner is not None:
+            hs = runner.second_order(case, wrt, upstream, shown, SESSION.get("check"))
+        else:
+            hs = double_backward(backend, case, wrt, upstream, shown)
+    except (SecondOrderUnsupported, RemoteError, Exception) as e:
+        kind = e.kind if isinstance(e, RemoteError) else type(e).__name__
+        if kind == SecondOrderUnsupported.__name__:
+            # gradients not connected to the inputs: a second derivative of 0, right where the
+            # spec's is 0 (a loss linear in them), and otherwise the reason the check fails
+            detached = str(e)
+            hs = [np.zeros(np.shape(case.arrays[n])) for n in wrt]
+        elif unsupported is not None and re.search(re.escape(unsupported), str(e)):
+            pytest.xfail(f"{backend.name} has no double backward for {case.loss} (documented): {unsupported}")
+        else:
+            raise failure(f"second order ({where}): raised {kind}: {e}") from e
+    if unsupported is not None:
+        raise failure(
+            f"second order: expected the documented error {unsupported!r}, but it ran: "
+            "update conformance.second_order.TORCH_UNSUPPORTED"
+        )
     if detached is not None:
         where += f"; {detached}"
     exp = expected(case, wrt, upstream, directions)
@@ -97,7 +136,6 @@ def check(
             what=f"second order: ∂/∂{n} of ⟨∇L·u, v⟩",
         )  # fmt: skip
         if m:
-            raise fail(
-                backend, case, m.describe() + f" ({where})", wrt=wrt, upstream=upstream,
-                exp=exp.grads[n], got=h, what=m.reason, outside=m.outside,
-            )  # fmt: skip
+            raise failure(
+                m.describe() + f" ({where})", exp=exp.grads[n], got=h, what=m.reason, outside=m.outside
+            )

@@ -25,6 +25,8 @@ fixed allowance for the elementary functions.
 
 from __future__ import annotations
 
+from functools import cache
+
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
@@ -61,8 +63,11 @@ def _through_base(b: sp.Expr, p: sp.Expr) -> sp.Expr:
     return sp.Piecewise((sp.Piecewise((sp.Min(lin, sb**p), p > 0), (lin, True)), p < 1), (lin, True))
 
 
+@cache
 def scale(e: sp.Expr) -> sp.Expr:
-    """The error scale of ``e`` (an expression, to be lowered like ``e`` itself)."""
+    """The error scale of ``e`` (an expression, to be lowered like ``e`` itself). Memoised: a
+    derived form shares subexpressions (a second derivative repeats the first's factors), which
+    a plain recursion would visit once per path to them."""
     if e.is_Number or isinstance(e, (sp.Symbol, sp.Indexed, sp.IndexedBase)) or e.is_NumberSymbol:
         return sp.S.Zero
     if isinstance(e, _EXACT_FUNCS):

@@ -24,6 +24,7 @@ condition lies within rounding of its boundary (see ``docs/error-model.md``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -128,7 +129,8 @@ class _Lowerer:
         if isinstance(e, sp.Indexed):
             return self.indexed(e)
         if isinstance(e, (sp.Add, _Compensated)):
-            parts = [self.lower(a) for a in e.args]
+            terms = [t for a in e.args for t in (_split_inexact(a) if isinstance(e, _Compensated) else (a,))]
+            parts = [self.lower(a) for a in terms]
             srcs, to = self.combine(parts)
             if isinstance(e, _Compensated):
                 return _Code(f"_k.add({', '.join(srcs)})", to)
@@ -141,7 +143,7 @@ class _Lowerer:
             return self.sum(e)
         if isinstance(e, sp.KroneckerDelta):
             return self.delta(e)
-        if isinstance(e, (sp.Piecewise, sp.Max, sp.Min)):
+        if isinstance(e, (sp.Piecewise, sp.Max, sp.Min, _Max, _Min)):
             return self.branch(e)
         if isinstance(e, sp.Heaviside):
             return self.step(e)
@@ -402,7 +404,7 @@ class _Lowerer:
         a, *rest = e.args
         b = rest[0] if len(rest) == 1 else e.func(*rest)
         la, lb = self.lower(a), self.lower(b)
-        op = "numpy.greater_equal" if isinstance(e, sp.Max) else "numpy.less_equal"
+        op = "numpy.greater_equal" if isinstance(e, (sp.Max, _Max)) else "numpy.less_equal"
         (sa, sb), to = self.combine([la, lb])
         return self._switch(a - b, _Code(f"{op}({sa}, {sb})", to), la, lb)
 
@@ -440,15 +442,74 @@ class _Compensated(sp.Function):
     they do not split it."""
 
 
-def _wrap_sums(e: sp.Expr) -> sp.Expr:
-    def many(x: sp.Basic) -> bool:
-        return isinstance(x, sp.Add) and len(x.args) >= 3 and sum(not a.is_Number for a in x.args) >= 2
+def _inexact(a: sp.Basic) -> bool:
+    """A rational number that float64 does not hold exactly (``1 + 10**-12``)."""
+    return bool(a.is_Rational) and sp.Rational(float(a)) != a
 
-    return e.replace(many, lambda x: _Compensated(*x.args))
+
+def _split_inexact(a: sp.Basic) -> tuple[sp.Basic, ...]:
+    """An inexact rational as the two doubles of its double-double sum ``hi + lo``."""
+    if not _inexact(a):
+        return (a,)
+    hi = sp.Rational(float(a))
+    return (hi, sp.Rational(float(a - hi)))
+
+
+class _Max(sp.Function):
+    """``Max``, unevaluated while lowering: SymPy's Max compares its arguments pairwise each time
+    an expression holding it is rebuilt (by ``cse``, ``xreplace``): minutes for a triplet loss's
+    second derivatives, where the lowering takes a second."""
+
+
+class _Min(sp.Function):
+    """``Min``, unevaluated while lowering (see ``_Max``)."""
+
+
+_LAZY = {sp.Max: _Max, sp.Min: _Min}
+_EAGER = {_Max: sp.Max, _Min: sp.Min}
+
+
+def _rebuild(e: sp.Basic, f: Callable[[sp.Basic], sp.Basic], memo: dict[sp.Basic, sp.Basic]) -> sp.Basic:
+    """``e`` with ``f`` applied to each node, bottom up, each shared subexpression once (SymPy's
+    ``replace`` visits one once per path to it, and rebuilds every ``Sum`` above a change)."""
+    got = memo.get(e)
+    if got is not None:
+        return got
+    if e.args and not isinstance(e, (sp.Symbol, sp.Indexed, sp.IndexedBase)):
+        args = tuple(_rebuild(a, f, memo) for a in e.args)
+        node = e.func(*args) if any(a is not b for a, b in zip(args, e.args, strict=True)) else e
+    else:
+        node = e
+    memo[e] = out = f(node)
+    return out
+
+
+def _wrap_sums(e: sp.Expr) -> sp.Expr:
+    """Sums of three or more computed terms, and sums of an inexact constant and a computed term
+    (SymPy folds ``1 - x + eps`` into ``(1 + eps) - x``, and ``1 + eps`` rounded loses eps where
+    x = 1: BCE's double backward), become compensated sums; the constant is summed as the two
+    doubles of its double-double value. Max and Min become their unevaluated forms."""
+
+    def wrap(x: sp.Basic) -> sp.Basic:
+        if type(x) in _LAZY:
+            return _LAZY[type(x)](*x.args)
+        if not isinstance(x, sp.Add):
+            return x
+        computed = sum(not a.is_Number for a in x.args)
+        if (len(x.args) >= 3 and computed >= 2) or (computed >= 1 and any(_inexact(a) for a in x.args)):
+            return _Compensated(*x.args)
+        return x
+
+    return _rebuild(e, wrap, {})  # type: ignore[return-value]
 
 
 def _unwrap_sums(e: sp.Expr) -> sp.Expr:
-    return e.replace(lambda x: isinstance(x, _Compensated), lambda x: sp.Add(*x.args))
+    def unwrap(x: sp.Basic) -> sp.Basic:
+        if isinstance(x, _Compensated):
+            return sp.Add(*x.args)
+        return _EAGER[type(x)](*x.args) if type(x) in _EAGER else x
+
+    return _rebuild(e, unwrap, {})  # type: ignore[return-value]
 
 
 _NAMESPACE = {"numpy": np, "_k": _kernels}
@@ -491,7 +552,7 @@ class Lowered:
 
 def _exec(source: str, expr: sp.Expr) -> Callable[[Mapping[str, Array], Mapping[int, Array]], Array]:
     ns = dict(_NAMESPACE)
-    exec(compile(source, f"<lowered {expr}>"[:80], "exec"), ns)
+    exec(compile(source, "<lowered>", "exec"), ns)  # (printing a large expr for a name: minutes)
     return ns["_lowered"]  # type: ignore[return-value]
 
 
@@ -499,6 +560,7 @@ def _from_source(expr: sp.Expr, source: str, switches: tuple[sp.Expr, ...], labe
     return Lowered(expr, source, _exec(source, expr), switches, labels)
 
 
+@functools.cache  # a form's switches and their scales repeat across a variant's forms
 def lower(
     expr: sp.Expr, names: tuple[str, ...], index_args: frozenset[str], out: Labels | None = None
 ) -> Lowered:
@@ -531,11 +593,11 @@ def lower(
     assigns = "".join(ln + "\n" for ln in lines)
     source = f"def _lowered(env, _flips):\n{unpack}{assigns}    return {result}\n"
     fn = _exec(source, expr)
-    switches = []
-    for m in lw.switches:  # margins in terms of the original symbols, not the temporaries
-        for t, e in reversed(temps):
-            m = m.xreplace({t: e})
-        switches.append(_unwrap_sums(m))
+    full: dict[sp.Basic, sp.Basic] = {}  # each temporary in terms of the original symbols, once
+    for t, e in temps:
+        full[t] = e.xreplace(full)
+    # margins in terms of the original symbols, not the temporaries
+    switches = [_unwrap_sums(m.xreplace(full)) for m in lw.switches]
     return Lowered(expr, source, fn, tuple(switches), want)
 
 

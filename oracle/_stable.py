@@ -321,6 +321,59 @@ def _logsumexp(e: sp.Expr) -> sp.Expr:
     return e.replace(match, lambda p: LogSumExp(p.args[0].function.args[0].base))
 
 
+def _exp_sum_base(p: sp.Basic) -> tuple[sp.Basic, int] | None:
+    """``(x, n)`` if ``p`` is ``(Σ_i exp(x[i]))^-n`` over the full class axis, n >= 1."""
+    from spec import C
+
+    if not (isinstance(p, sp.Pow) and p.exp.is_Integer and p.exp < 0 and isinstance(p.base, sp.Sum)):
+        return None
+    s = p.base
+    (d, lo, hi) = s.limits[0]
+    f = s.function
+    if len(s.limits) == 1 and lo == 0 and hi == C - 1 and isinstance(f, sp.exp):
+        if isinstance(f.args[0], sp.Indexed) and f.args[0].indices == (d,):
+            return f.args[0].base, int(-p.exp)
+    return None
+
+
+def _softmax(e: sp.Expr) -> sp.Expr:
+    """``exp(x[a]) / Σ_i exp(x[i])`` → ``Softmax(x, a)``, and ``Σ_l g·exp(x[l]) / Σ_i exp(x[i])`` →
+    ``Σ_l g·Softmax(x, l)``: one power of the normalising sum per pass (the first derivative of a
+    softmax cross entropy written raw, differentiated again, has ``exp(x[j])·Σ_l exp(x[l])v[l] /
+    (Σ_i exp(x[i]))²``: 0/0 where the exponentials underflow)."""
+
+    def absorb(f: sp.Basic, x: sp.Basic) -> sp.Basic | None:
+        if isinstance(f, sp.exp) and _class_index(f.args[0], x) is not None:
+            return Softmax(x, _class_index(f.args[0], x))
+        if isinstance(f, sp.Sum) and len(f.limits) == 1:
+            d = f.limits[0][0]
+            parts = sp.Mul.make_args(f.function)
+            for n, g in enumerate(parts):
+                if isinstance(g, sp.exp) and _class_index(g.args[0], x) == d:
+                    rest = sp.Mul(*parts[:n], *parts[n + 1 :])
+                    return sp.Sum(rest * Softmax(x, d), f.limits[0])
+        return None
+
+    def step(m: sp.Basic) -> sp.Basic | None:
+        if not isinstance(m, sp.Mul):
+            return None
+        factors = list(m.args)
+        for n, p in enumerate(factors):
+            got = _exp_sum_base(p)
+            if got is None:
+                continue
+            x, power = got
+            for q, f in enumerate(factors):
+                new = absorb(f, x) if q != n else None
+                if new is not None:
+                    factors[q] = new
+                    factors[n] = p.base ** -(power - 1)
+                    return sp.Mul(*factors)
+        return None
+
+    return e.replace(lambda m: step(m) is not None, lambda m: step(m))
+
+
 def _neg_log_softmax(e: sp.Expr) -> sp.Expr:
     """``c·LogSumExp(x) - c·x[a]`` inside a sum → ``c·NegLogSoftmax(x, a)``."""
 
@@ -416,6 +469,7 @@ RULES: tuple[Rule, ...] = (
     _log_sigmoid,
     _log_one_plus_exp,
     _logsumexp,
+    _softmax,
     _neg_log_softmax,
     _log1p,
     _log_add,

@@ -52,6 +52,13 @@ RULE_CASES = {
     S._log_sigmoid: (sp.log(S.Sigmoid(z)), S.Softplus),
     S._log_one_plus_exp: (sp.log(1 + sp.exp(2 * z)), S.Softplus),
     S._logsumexp: (3 * _LSE - x[a], S.LogSumExp),
+    S._softmax: (
+        y
+        * sp.exp(x[a])
+        * sp.Sum(z * sp.exp(x[k]) * x[k], (k, 0, C - 1))
+        / sp.Sum(sp.exp(x[i]), (i, 0, C - 1)) ** 2,
+        S.Softmax,
+    ),
     S._neg_log_softmax: (3 * S.LogSumExp(x) - 3 * x[a], S.NegLogSoftmax),
     S._log1p: (sp.log(1 - y), log1p),
     S._square_over: ((z - y) ** 2 / (2 * sp.Symbol("beta", positive=True)), S.SquareOver),

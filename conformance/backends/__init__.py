@@ -140,6 +140,11 @@ def missing_capability(backend: Any, name: str) -> str | None:
     return f"backend {who!r} has no {name} capability ({cap.doc}): it lacks {lacks}"
 
 
+class SecondOrderUnsupported(RuntimeError):
+    """Raised by ``grad_grad`` where the gradients are not connected to the inputs: a backward
+    that is not itself differentiable (or gradients constant in the inputs)."""
+
+
 class BackendError(LookupError):
     """A backend name that cannot be resolved: says what was wrong and what the choices are."""
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from conformance.backends import DType, Layout
+from conformance.backends import DType, Layout, SecondOrderUnsupported
 
 #: losses whose CPU kernels take float32 and float64 only (torch 2.13.0: '"multi_margin_loss_cpu_kernel"
 #: not implemented for 'Half'', likewise multilabel_margin_loss and ctc_loss, and for BFloat16)
@@ -225,10 +225,6 @@ class TorchBackend:
             np.zeros(tuple(x.shape)) if h is None or h._is_zerotensor() else self.to_numpy(h)
             for h, x in zip(hs, inputs, strict=True)
         ]
-
-
-class SecondOrderUnsupported(RuntimeError):
-    """A loss whose backward cannot be differentiated again."""
 
 
 cpu = TorchBackend("cpu")

@@ -1,0 +1,35 @@
+"""Second order: the backend's double backward against the Hessian-vector products of the
+second derivatives SymPy derives (``conformance.second_order``), with a non-unit upstream
+gradient and a direction along each differentiable input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conformance import second_order
+from conformance.backends import DType
+from conformance.harness import expected, fixed_options
+from conformance.strategies import cases, upstream
+from spec import REDUCTION_RULES, Variant
+
+
+@given(data=st.data())
+def test_second_order(backend: Any, variant: Variant, dtype: DType, data: st.DataObject) -> None:
+    case = data.draw(cases(variant, dtype, fixed=fixed_options(backend, variant.loss)), label="case")
+    # every differentiable input the case passes, so that each mixed partial is in play (one
+    # derived form per set of inputs: a subset would be a form of its own, minutes for a triplet)
+    wrt = case.differentiable
+    up = data.draw(upstream(expected(case).value.shape, dtype), label="upstream")
+    # the mean's denominator Σ m: no direction along the arguments m depends on (oracle.hvp)
+    held = REDUCTION_RULES[case.reduction].divides_by == "mean_weight"
+    directions = {
+        n: np.zeros(np.shape(case.arrays[n]))
+        if held and n in variant.mean_weighted_by
+        else data.draw(upstream(np.shape(case.arrays[n]), dtype), label=f"direction {n}")
+        for n in wrt
+    }
+    second_order.check(backend, case, wrt=tuple(wrt), upstream=up, directions=directions)
