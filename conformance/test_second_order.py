@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,6 +20,11 @@ from spec import REDUCTION_RULES, Variant
 
 @given(data=st.data())
 def test_second_order(backend: Any, variant: Variant, dtype: DType, data: st.DataObject) -> None:
+    if dtype == "float16":
+        pytest.skip(
+            "second order in float16 is not checked yet: second derivatives overflow its range "
+            "(65504) where the first do not, and the error model is not measured there (issue 11)"
+        )
     case = data.draw(cases(variant, dtype, fixed=fixed_options(backend, variant.loss)), label="case")
     # every differentiable input the case passes, so that each mixed partial is in play (one
     # derived form per set of inputs: a subset would be a form of its own, minutes for a triplet)
