@@ -233,15 +233,55 @@ def cases(
         and draw(st.integers(0, 7)) == 0
     ):
         same = variant.arg("target").domain_for(options) == variant.arg("input").domain_for(options)
-        arrays["target"] = arrays["input"].copy() if same else arrays["target"]
+        if same:  # target at input, or at input ∓ a real option: the kinks of |d| = β, δ
+            scalars = [options[p.name] for p in variant.params if p.kind == "real"]
+            offsets = [0.0, *(sign * v for v in scalars if v > 0 for sign in (1, -1))]
+            offset = draw(st.sampled_from(offsets))
+            arrays["target"] = _at_offset(arrays["input"], offset, dtype)
     return Case(variant.loss, variant.name, dtype, arrays, options, draw(st.sampled_from(list(reductions))))
 
 
-def upstream(shape: tuple[int, ...], dtype: DType) -> st.SearchStrategy[Array]:
-    """A non-unit upstream gradient: magnitudes in [1/2, 2], either sign."""
-    mag = st.floats(0.5, 2.0).filter(lambda x: x != 1.0)
+def _at_offset(x: Array, offset: float, dtype: DType) -> Array:
+    """A target ``y`` with ``x - y == offset`` exactly in ``dtype`` (``x`` moved to ``offset``,
+    ``y`` to 0, where rounding would miss it): the kink itself, not a neighbour."""
+    if not offset:
+        return x.copy()
+    y = round_to(x - offset, dtype)
+    missed = round_to(x - y, dtype) != offset
+    x[missed] = offset
+    y[missed] = 0.0
+    return y
+
+
+def upstream(
+    shape: tuple[int, ...], dtype: DType, magnitudes: tuple[float, float] = (0.5, 2.0)
+) -> st.SearchStrategy[Array]:
+    """A non-unit upstream gradient: magnitudes in [1/2, 2] (or ``magnitudes``), either sign."""
+    mag = st.floats(*magnitudes).filter(lambda x: x != 1.0)
     signed = st.tuples(mag, st.booleans()).map(lambda t: -t[0] if t[1] else t[0])
     n = int(np.prod(shape)) if shape else 1
     return st.lists(signed, min_size=n, max_size=n).map(
         lambda xs: round_to(np.array(xs).reshape(shape), dtype)
     )
+
+
+@st.composite
+def directions(draw: st.DrawFn, variant: Variant, case: Case) -> dict[str, Array]:
+    """A direction along each differentiable input of ``case``, for a Hessian-vector product.
+
+    Consecutive inputs get magnitudes in disjoint ranges ([1/2, 1), then (1, 2]), so that no
+    element's directions cancel in a loss of ``input - target`` (equal draws, Hypothesis's
+    favourite, would make ``H (v_x - v_y)`` zero and hide any wrong second derivative). For a
+    mean reduction there is no direction along the arguments its denominator Σ m depends on
+    (``oracle.hvp``)."""
+    from spec import REDUCTION_RULES
+
+    held = REDUCTION_RULES[case.reduction].divides_by == "mean_weight"
+    out: dict[str, Array] = {}
+    for k, n in enumerate(case.differentiable):
+        shape = np.shape(case.arrays[n])
+        if held and n in variant.mean_weighted_by:
+            out[n] = np.zeros(shape)
+        else:
+            out[n] = draw(upstream(shape, case.dtype, (0.5, 1.0) if k % 2 == 0 else (1.0, 2.0)))
+    return out

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance import second_order
+from conformance import second_order, strategies
 from conformance.backends import DType
 from conformance.harness import expected, fixed_options
 from conformance.strategies import cases, upstream
-from spec import REDUCTION_RULES, Variant
+from spec import Variant
 
 
 @given(data=st.data())
@@ -30,12 +29,5 @@ def test_second_order(backend: Any, variant: Variant, dtype: DType, data: st.Dat
     # derived form per set of inputs: a subset would be a form of its own, minutes for a triplet)
     wrt = case.differentiable
     up = data.draw(upstream(expected(case).value.shape, dtype), label="upstream")
-    # the mean's denominator Σ m: no direction along the arguments m depends on (oracle.hvp)
-    held = REDUCTION_RULES[case.reduction].divides_by == "mean_weight"
-    directions = {
-        n: np.zeros(np.shape(case.arrays[n]))
-        if held and n in variant.mean_weighted_by
-        else data.draw(upstream(np.shape(case.arrays[n]), dtype), label=f"direction {n}")
-        for n in wrt
-    }
+    directions = data.draw(strategies.directions(variant, case), label="directions")
     second_order.check(backend, case, wrt=tuple(wrt), upstream=up, directions=directions)

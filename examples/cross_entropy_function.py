@@ -2,7 +2,9 @@
 
 It takes class-index targets (``-100`` ignored) or class probabilities, inputs ``(C)``, ``(N, C)``
 or ``(N, C, d1, ...)``, and ``reduction``; ``weight`` and ``label_smoothing`` it does not take, so
-the suite leaves them at their defaults. Validate it::
+the suite leaves them at their defaults. Its backward is written in torch ops on the saved inputs, so
+it is differentiable itself and the second-order checks pass (a backward that is not, e.g. under
+``torch.autograd.function.once_differentiable``, fails them with a message that says so). Validate it::
 
     pytest conformance --impl cross_entropy=examples.cross_entropy_function:cross_entropy --loss cross_entropy
 
@@ -22,6 +24,11 @@ import torch
 IGNORE = -100
 
 
+def _log_softmax(logits: torch.Tensor) -> torch.Tensor:
+    shifted = logits - logits.amax(dim=-1, keepdim=True).detach()  # max-subtraction: no overflow
+    return shifted - shifted.exp().sum(dim=-1, keepdim=True).log()
+
+
 class _CrossEntropy(torch.autograd.Function):
     """Logits and targets with the class axis last; ``scale_upstream=False`` plants the bug."""
 
@@ -29,8 +36,7 @@ class _CrossEntropy(torch.autograd.Function):
     def forward(
         ctx: Any, logits: torch.Tensor, target: torch.Tensor, reduction: str, scale_upstream: bool
     ) -> Any:
-        shifted = logits - logits.amax(dim=-1, keepdim=True)  # max-subtraction: no overflow
-        log_p = shifted - shifted.exp().sum(dim=-1, keepdim=True).log()
+        log_p = _log_softmax(logits)
         if target.is_floating_point():  # probabilities
             keep = None
             loss = -(target * log_p).sum(dim=-1)
@@ -40,7 +46,7 @@ class _CrossEntropy(torch.autograd.Function):
             safe = torch.where(keep, target, torch.zeros_like(target))
             loss = -log_p.gather(-1, safe.unsqueeze(-1)).squeeze(-1) * keep
             count = keep.sum().to(logits.dtype)
-        ctx.save_for_backward(log_p, target, count)
+        ctx.save_for_backward(logits, target, count)  # inputs, not log_p: see backward
         ctx.reduction, ctx.scale_upstream = reduction, scale_upstream
         if reduction == "none":
             return loss
@@ -49,7 +55,11 @@ class _CrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> Any:
-        log_p, target, count = ctx.saved_tensors
+        # log_p is recomputed from the saved logits with torch ops, so that this backward is itself
+        # differentiable (double backward, Hessian-vector products); log_p saved from forward would
+        # carry no graph, and the second derivative would silently be zero.
+        logits, target, count = ctx.saved_tensors
+        log_p = _log_softmax(logits)
         p = log_p.exp()
         if target.is_floating_point():
             d_logits = p * target.sum(dim=-1, keepdim=True) - target

@@ -8,12 +8,13 @@ import textwrap
 import numpy as np
 import pytest
 
-from conformance import checks
+from conformance import checks, second_order
 from conformance.backends import resolve
 from conformance.backends.override import OverrideBackend
 from conformance.harness import ConformanceFailure, replay
 from conformance.strategies import Case
 from tests.planted import lenient
+from tests.planted import second_order_mutants as mutants
 from tests.planted import wrong_properties as wrong
 
 TORCH = resolve("torch-cpu")
@@ -47,6 +48,9 @@ KINDS = {
             "cross_entropy", "class_index", {**_CE, "target": np.array([3, 0])}, "mean"))),
     "warns_as_specified": ("l1_loss", wrong.l1_broadcasts_silently, lambda b: checks.warns_as_specified(
         b, _case("l1_loss", "default", {"input": _X, "target": _Y[:1]}, "sum"))),
+    "second_order": ("mse_loss", mutants.mse_mixed_partial_sign, lambda b: second_order.check(
+        b, _case("mse_loss", "default", {"input": _X, "target": _Y}, "sum"), wrt=("input", "target"),
+        upstream=np.array(1.5), directions={"input": _Y, "target": _X})),
 }  # fmt: skip
 #: the kinds an implementation fails by raising (rejects_bad_input requires it to raise)
 RAISING_FAILS = sorted(k for k in KINDS if k != "rejects_bad_input")
