@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from conformance.errormodel import round_to
 from conformance.strategies import Case
 
 
@@ -370,11 +371,15 @@ def _cosine_similarity_float16_norm_out_of_range(case: Case, wrt: Sequence[str])
 
 
 def _cosine_similarity_zero_vector(case: Case, wrt: Sequence[str]) -> bool:
-    """Second order, the cosine distance: hit where a differentiated argument has a zero vector
-    (a row of norm 0), where torch's double backward of cosine_similarity is NaN."""
+    """Second order, the cosine distance: hit where a differentiated argument has a zero vector in
+    the dtype (a row whose squares all round to 0: float32's 1e-30), where torch's double
+    backward of cosine_similarity is NaN."""
     if case.variant != "cosine_distance":
         return False
-    return any(np.any(np.all(np.asarray(case.arrays[n]) == 0, axis=-1)) for n in wrt)
+    return any(
+        np.any(np.all(round_to(np.square(np.asarray(case.arrays[n], np.float64)), case.dtype) == 0, axis=-1))
+        for n in wrt
+    )
 
 
 def _cosine_grad_intermediate_underflows(case: Case, wrt: Sequence[str]) -> bool:
@@ -400,11 +405,12 @@ def _cosine_grad_intermediate_underflows(case: Case, wrt: Sequence[str]) -> bool
         return bool(np.any((dot > 0) & (dot < tiny * denom**3)))
 
 
-def _triplet_norm_backward_underflows(case: Case, wrt: Sequence[str]) -> bool:
+def _triplet_norm_backward_underflows(case: Case, wrt: Sequence[str], power: int = 1) -> bool:
     """torch's p-norm backward (p not 1 or 2) divides by norm^(p-1) and multiplies by
     u·|u|^(p-2) in the dtype: where norm^(p-1) leaves the dtype's range (below 2 / max: upstream
     over it overflows; above max / 2) while the norm itself is finite and not 0 (its forward is
-    scaled), the gradient is inf·0 = NaN, or inf. Hit where any of the case's three distances is."""
+    scaled), the gradient is inf·0 = NaN, or inf. Hit where any of the case's three distances is.
+    ``power=2``: its double backward divides by (norm^(p-1))², out of range sooner."""
     import math
 
     from conformance.errormodel import _FINFO
@@ -421,7 +427,7 @@ def _triplet_norm_backward_underflows(case: Case, wrt: Sequence[str]) -> bool:
             m = np.max(u, axis=-1, keepdims=True) if u.ndim else u
             m = np.where(m > 0, m, 1.0)
             log_d = np.log(m[..., 0] if u.ndim else m) + np.log(np.sum((u / m) ** p, axis=-1)) / p
-            log_pow = (p - 1) * log_d  # log of norm^(p-1); -inf where the norm is 0 (masked by torch)
+            log_pow = power * (p - 1) * log_d  # log of norm^(p-1); -inf where the norm is 0 (masked)
             if np.any(np.isfinite(log_pow) & ((log_pow < -log_big) | (log_pow > log_big))):
                 return True
     return False
@@ -461,6 +467,58 @@ def _triplet_underflow() -> Divergence:
             ),
         ),
     )
+
+
+_TRIPLET_P5 = {"margin": 1.0, "p": 5.0, "eps": 1e-6, "swap": False}
+
+
+def _triplet_double_backward_underflow() -> Divergence:
+    loss = "triplet_margin_loss"
+    zeros = {"anchor": np.zeros((2, 5)), "positive": np.zeros((2, 5)), "negative": np.zeros((2, 5))}
+    return Divergence(
+        id="triplet-margin-loss-norm-double-backward-out-of-range",
+        backends="torch-*",
+        loss=loss,
+        dtypes=("float64", "float32", "float16", "bfloat16"),
+        library="torch",
+        versions="2.13.*",
+        reason=(
+            "second order, p other than 1 and 2: the double backward of pairwise_distance divides "
+            "by (norm^(p-1))², which underflows in the dtype where norm^(p-1) (the first order's "
+            "divisor) does not: NaN and -inf where the spec's second derivatives are finite. "
+            "Measured on torch 2.13.0+cpu, float32: triplet_margin_loss(zeros(2, 5) ×3, p=5, "
+            "eps=1e-6, reduction='none'), upstream 0.5, directions 0.5, 2, 0.5 -> the anchor's and "
+            "negative's Hessian-vector products nan, the positive's -inf (spec: 1.6e-10 and finite; "
+            "norm = 1.4e-6, norm^4 = 3.6e-24, its square 1.3e-47 below float32's range); float64 "
+            "there finite (3.26e-09)."
+        ),
+        hits=lambda case, wrt: _triplet_norm_backward_underflows(case, wrt, power=2),
+        witnesses=(
+            (
+                Case(loss, "default", "float32", zeros, _TRIPLET_P5, "none"),
+                ("anchor", "positive", "negative"),
+            ),
+        ),
+        order=2,
+        hvp={
+            "upstream": np.array([0.5, 0.5]),
+            "directions": {"anchor": np.full((2, 5), 0.5), "positive": np.full((2, 5), 2.0),
+                           "negative": np.full((2, 5), 0.5)},
+        },
+    )  # fmt: skip
+
+
+def _poisson_reciprocal_overflows(case: Case, wrt: Sequence[str]) -> bool:
+    """Second order, log_input=False: ∂²ℓ/∂x∂y = -1/(x + eps) overflows the dtype (x + eps below
+    1 / max) at some element."""
+    from conformance.errormodel import _FINFO
+
+    if not wrt or case.options.get("log_input", True):
+        return False
+    x = round_to(
+        np.asarray(case.arrays["input"], np.float64) + float(case.options.get("eps", 1e-8)), case.dtype
+    )
+    return bool(np.any(np.abs(x) < 1.0 / _FINFO[case.dtype][1]))
 
 
 DIVERGENCES: tuple[Divergence, ...] = (
@@ -809,6 +867,43 @@ DIVERGENCES: tuple[Divergence, ...] = (
         ),
     ),
     _triplet_underflow(),
+    _triplet_double_backward_underflow(),
+    Divergence(
+        id="poisson-nll-double-backward-reciprocal-overflow",
+        backends="torch-*",
+        loss="poisson_nll_loss",
+        dtypes=("float64", "float32", "float16", "bfloat16"),
+        library="torch",
+        versions="2.13.*",
+        reason=(
+            "second order, log_input=False: torch's double backward forms each element's "
+            "-v/(input + eps) in the dtype, ±inf where 1/(input + eps) overflows, and sums them: "
+            "NaN (inf - inf) where directions of both signs meet, where the exact Hessian-vector "
+            "product is beyond the range (-inf). Measured on torch 2.13.0+cpu, float64: "
+            "poisson_nll_loss(zeros(4), tensor(0.), log_input=False, eps=5e-324, reduction='mean'), "
+            "upstream 2, directions input [0.5, 0.5, 0.5, -0.5], target 2 -> the target's "
+            "Hessian-vector product nan (spec: 2/4 · Σ -v/(5e-324) = -inf)."
+        ),
+        hits=_poisson_reciprocal_overflows,
+        witnesses=(
+            (
+                Case(
+                    "poisson_nll_loss",
+                    "default",
+                    "float64",
+                    {"input": np.zeros(4), "target": np.array(0.0)},
+                    {"log_input": False, "full": False, "eps": 5e-324},
+                    "mean",
+                ),
+                ("input", "target"),
+            ),
+        ),
+        order=2,
+        hvp={
+            "upstream": np.array(2.0),
+            "directions": {"input": np.array([0.5, 0.5, 0.5, -0.5]), "target": np.array(2.0)},
+        },
+    ),
     Divergence(
         id="cosine-similarity-float16-norm-out-of-range",
         backends="torch-*",
@@ -854,7 +949,10 @@ DIVERGENCES: tuple[Divergence, ...] = (
             "Measured on torch 2.13.0+cpu, float64: anchor [0., 0.], positive [1., 2.], negative "
             "[3., 1.], margin 1, reduction 'none', upstream 1, directions 0.5 everywhere -> the "
             "anchor's Hessian-vector product [nan, nan] (the positive's and negative's finite: "
-            "[-8944271.9, 4472135.95], [-3162277.66, 9486832.98]); three zero vectors -> NaN for all."
+            "[-8944271.9, 4472135.95], [-3162277.66, 9486832.98]); three zero vectors -> NaN for all. "
+            "A vector whose squares underflow in the dtype is zero there: float32, anchor and "
+            "positive ones(4), negative full(4, 1e-30), directions 0.5, 2, 0.5 -> the negative's "
+            "[nan] ×4 (spec -1e16)."
         ),
         hits=_cosine_similarity_zero_vector,
         witnesses=(

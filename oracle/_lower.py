@@ -395,12 +395,26 @@ class _Lowerer:
         if isinstance(e, sp.Piecewise):
             (then, cond), *rest = e.args
             other = rest[0][0] if len(rest) == 1 and rest[0][1] == sp.true else sp.Piecewise(*rest)
-            if _is_flag_condition(cond):  # the caller's choice of formula: no branch tolerance
+            # a condition repeated in the expression is a temporary (a boolean symbol, like a
+            # flag's): what it stands for decides whether it is a comparison, with a tolerance
+            full = cond
+            while full.has(*self.temp_exprs):
+                full = full.xreplace(self.temp_exprs)
+            if _is_flag_condition(full) or isinstance(full, (sp.And, sp.Or, sp.Not)):
+                # the caller's choice of formula (a flag, or options: swap & (1 < p < 2)): no
+                # branch tolerance
                 (c, t, o), to = self.combine([self.lower(cond), self.lower(then), self.lower(other)])
                 return _Code(f"numpy.where({c}, {t}, {o})", to)
-            if not isinstance(cond, sp.core.relational.Relational):
-                raise NotImplementedError(f"Piecewise condition must be a comparison or a flag: {cond}")
-            return self._switch(cond.lhs - cond.rhs, self.lower(cond), self.lower(then), self.lower(other))
+            if not isinstance(full, sp.core.relational.Relational):
+                raise NotImplementedError(f"Piecewise condition must be a comparison or a flag: {full}")
+            # the same condition in several Piecewises is one decision: one switch for all
+            return self._switch(
+                full.lhs - full.rhs,
+                self.lower(cond),
+                self.lower(then),
+                self.lower(other),
+                key=("where", full),
+            )
         a, *rest = e.args
         b = rest[0] if len(rest) == 1 else e.func(*rest)
         la, lb = self.lower(a), self.lower(b)

@@ -548,7 +548,8 @@ def _evaluate(
             sum_scale = np.sum(sc) + spread + abs(total) + n * underflow
         u = 1.0 if upstream is None else float(np.asarray(upstream, np.float64))
         if rule.divides_by == "one":
-            value, vlo, vhi, vsc = total, np.sum(lo), np.sum(hi), sum_scale
+            with np.errstate(all="ignore"):  # bounds of either sign's infinity: an unbounded sum
+                value, vlo, vhi, vsc = total, np.sum(lo), np.sum(hi), sum_scale
             factor = np.full(prep.out_shape, u)
             denom_g, rel_denom = np.float64(1.0), 0.0
         else:

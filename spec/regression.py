@@ -78,7 +78,9 @@ def _smooth_l1_conventions(input: sp.Symbol, target: sp.Symbol, beta: sp.Symbol)
         Convention(
             "smooth_l1_branch_at_beta",
             "|d| = beta takes the linear branch (PyTorch tests |d| < beta); value and gradient are "
-            "continuous there, so the gradient is sign(d) = ±1.",
+            "continuous there, so the gradient is sign(d) = ±1, and the second derivative is the "
+            "linear branch's, 0 (1/beta only for |d| < beta; measured on torch 2.13: d = ±beta "
+            "gives a double backward of 0, the smooth_l1_kink_wrong_side mutant gives 1/beta).",
             points=(
                 # golden values from the fact sheet, beta = 2, d = 2 -> 1.0 (linear: |d| - beta/2)
                 ({"input": 2.0, "target": 0.0, "beta": 2.0}, {"value": 1.0, "grad_input": 1.0}),

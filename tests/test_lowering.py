@@ -268,6 +268,22 @@ def test_flag_option_selects_a_formula_without_a_switch() -> None:
             assert abs(got[n] - want) <= TOL * (1 + abs(want)), (on, n, got[n], want)
 
 
+def test_a_repeated_comparison_is_one_switch_not_a_flag() -> None:
+    """A comparison in two Piecewises (huber's second derivatives, ±[δ > |d|]) becomes one common
+    subexpression, a boolean temporary: it is still a branch with a switch (its other side reachable
+    near the boundary), one decision for both, not a flag (found by the second-order check: bfloat16
+    rounds d = 1 - 2^-9 to δ = 1, where torch takes the linear side)."""
+    x, y, vx, vy = (sp.Symbol(n, real=True) for n in ("input", "target", "v_input", "v_target"))
+    cond = sp.Symbol("delta", positive=True) > sp.Abs(x - y)
+    e = vx * sp.Piecewise((1, cond), (0, True)) + vy * sp.Piecewise((-1, cond), (0, True))
+    f = lower(e, ("input", "target", "v_input", "v_target", "delta"), frozenset(), out=())
+    assert len(f.switches) == 1
+    env = {"input": np.array([1.0, 0.0]), "target": np.array([2.0**-9, 0.0]), "v_input": np.float64(0.5),
+           "v_target": np.float64(2.0), "delta": np.float64(1.0), "_C": 1}  # fmt: skip
+    assert list(f(env)) == [-1.5, -1.5]
+    assert list(f(env, {0: np.array([True, False])})) == [0.0, -1.5]  # both Piecewises flipped
+
+
 def test_error_scale_of_a_multi_limit_sum_lowers() -> None:
     """The error scale of Σ_{i,k} f is that of Σ_i Σ_k f (every limit counted, none dropped)."""
     from oracle._errscale import scale
