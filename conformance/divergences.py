@@ -508,6 +508,70 @@ def _triplet_double_backward_underflow() -> Divergence:
     )  # fmt: skip
 
 
+def _triplet_zero_difference(case: Case, wrt: Sequence[str]) -> bool:
+    """Second order, 1 < p <= 2: a difference u = x - y + eps (in the dtype) with a zero element,
+    in a row whose norm is not 0 (1 < p < 2), or a row all zero (p = 2), in any of the three
+    distances."""
+    p = float(case.options.get("p", 2.0))
+    if not wrt or not 1.0 < p <= 2.0:
+        return False
+    eps = float(case.options.get("eps", 1e-6))
+    a, pos, neg = (np.asarray(case.arrays[n], np.float64) for n in ("anchor", "positive", "negative"))
+    for x, y in ((a, pos), (a, neg), (pos, neg)):
+        u = round_to(round_to(x - y, case.dtype) + eps, case.dtype)
+        u = u if u.ndim else u[None]
+        zero = u == 0
+        rows = np.all(zero, axis=-1) if p == 2.0 else np.any(zero, axis=-1) & ~np.all(zero, axis=-1)
+        if np.any(rows):
+            return True
+    return False
+
+
+def _triplet_zero_difference_double_backward() -> Divergence:
+    loss = "triplet_margin_loss"
+    z, ones = np.zeros((2, 2)), np.ones((2, 2))
+    return Divergence(
+        id="triplet-margin-loss-zero-difference-double-backward",
+        backends="torch-*",
+        loss=loss,
+        dtypes=("float64", "float32", "float16", "bfloat16"),
+        library="torch",
+        versions="2.13.*",
+        reason=(
+            "second order, 1 < p <= 2, at a zero difference u = a - b + eps: p = 2 and a zero "
+            "distance, torch's double backward is NaN (its norm_backward's masked u/norm, "
+            "differentiated through 1/norm at norm = 0: 0·inf), where the spec's second derivative "
+            "is that of its stated first-order convention (a zero gradient at a zero distance): 0; "
+            "1 < p < 2 and a zero component of a distance that is not 0, torch's is 0 where "
+            "p(p - 1)|u|^(p-2) is infinite (the spec's: NaN, undefined). p = 1 (sgn, derivative 0) "
+            "and p > 2 (|u|^(p-2) = 0) agree. Measured on torch 2.13.0+cpu, float64, reduction "
+            "'none', eps=0, upstream 0.5, directions 0.5, 1.5, 0.5: anchor and positive zeros(2, 2), "
+            "negative ones(2, 2), p=2 -> Hessian-vector products nan (spec 0); positive "
+            "[[0.5, 0], [0.5, 0.25]], p=1.5 -> the anchor's 0 at (0, 0) (spec NaN)."
+        ),
+        hits=_triplet_zero_difference,
+        witnesses=(
+            (
+                Case(loss, "default", "float64", {"anchor": z, "positive": z, "negative": ones},
+                     {"margin": 1.0, "p": 2.0, "eps": 0.0, "swap": False}, "none"),
+                ("anchor", "positive", "negative"),
+            ),
+            (
+                Case(loss, "default", "float64",
+                     {"anchor": z, "positive": np.array([[0.5, 0.0], [0.5, 0.25]]), "negative": ones},
+                     {"margin": 1.0, "p": 1.5, "eps": 0.0, "swap": False}, "none"),
+                ("anchor", "positive", "negative"),
+            ),
+        ),
+        order=2,
+        hvp={
+            "upstream": np.array([0.5, 0.5]),
+            "directions": {"anchor": np.full((2, 2), 0.5), "positive": np.full((2, 2), 1.5),
+                           "negative": np.full((2, 2), 0.5)},
+        },
+    )  # fmt: skip
+
+
 def _poisson_reciprocal_overflows(case: Case, wrt: Sequence[str]) -> bool:
     """Second order, log_input=False: ∂²ℓ/∂x∂y = -1/(x + eps) overflows the dtype (x + eps below
     1 / max) at some element."""
@@ -868,6 +932,7 @@ DIVERGENCES: tuple[Divergence, ...] = (
     ),
     _triplet_underflow(),
     _triplet_double_backward_underflow(),
+    _triplet_zero_difference_double_backward(),
     Divergence(
         id="poisson-nll-double-backward-reciprocal-overflow",
         backends="torch-*",

@@ -21,7 +21,7 @@ from pathlib import Path
 import sympy as sp
 
 from oracle._errscale import scale
-from oracle._lower import Lowered, expand_bound_deltas, lower
+from oracle._lower import Lowered, exact_boundary, expand_bound_deltas, lower
 from oracle._stable import stabilize
 from spec import Variant, j
 from spec.derive import ClosedForms, derive, tidy_sums, variant_by_key, wrt
@@ -33,6 +33,8 @@ class Switch:
 
     margin: Lowered
     scale: Lowered
+    #: where the margin's 0 is exact (``oracle._lower.exact_boundary``): no rounding can flip it
+    exact: Lowered | None = None
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,12 @@ def _form(
     fn = lower(e, names, idx, out)
     decisions = decisions or {}
     switches = tuple(
-        Switch(lower(m, names, idx), lower(_decision_scale(decisions, m), names, idx)) for m in fn.switches
+        Switch(
+            lower(m, names, idx),
+            lower(_decision_scale(decisions, m), names, idx),
+            None if (ex := exact_boundary(m)) is None else lower(ex, names, idx),
+        )
+        for m in fn.switches
     )
     sc = lower(scale(e), names, idx, out)
     # only the scale's branches on the same conditions as fn's (the others are the scale's own

@@ -76,6 +76,16 @@ def add(*terms: Array) -> Array:
         return np.where(np.isfinite(s), s + err, s)
 
 
+def exact_sum(a: Array, b: Array) -> Array:
+    """Where ``a + b`` is exact in float64 (its TwoSum error is 0): a decision on a difference of
+    two inputs, computed exactly, is the exact decision."""
+    with np.errstate(all="ignore"):
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        s = a + b
+        bb = s - a
+        return np.isfinite(s) & (((a - (s - bb)) + (b - bb)) == 0)
+
+
 def softplus(z: Array) -> Array:
     """log(1 + exp(z)) without overflow."""
     return np.logaddexp(0.0, z)

@@ -382,6 +382,10 @@ class _Lowerer:
         cond = _Code(f"{op}({self.align(arg, arg.labels)}, 0.0)", arg.labels)
         return self._switch(v, cond, arg, _Code("0.0", (), literal=True))
 
+    def node_ExactSum(self, e: sp.Function) -> _Code:
+        (a, b), to = self.combine([self.lower(x) for x in e.args])
+        return _Code(f"_k.exact_sum({a}, {b})", to)
+
     def node_clamped(self, e: sp.Function) -> _Code:
         # max(v, lo) is continuous and its derivative is stated (1): no decision to keep
         (v, lo), to = self.combine([self.lower(a) for a in e.args])
@@ -421,6 +425,43 @@ class _Lowerer:
         op = "numpy.greater_equal" if isinstance(e, (sp.Max, _Max)) else "numpy.less_equal"
         (sa, sb), to = self.combine([la, lb])
         return self._switch(a - b, _Code(f"{op}({sa}, {sb})", to), la, lb)
+
+
+class ExactSum(sp.Function):
+    """``ExactSum(a, b)``: true where float64's ``a + b`` is exact (``_kernels.exact_sum``)."""
+
+    nargs = 2
+
+
+def exact_boundary(m: sp.Expr) -> sp.Expr | None:
+    """For a branch margin ``±f(a + b) ∓ r`` (``f`` the identity or Abs; ``a``, ``b``, ``r``
+    arguments, options or exact numbers): ``ExactSum(a, b)``, where the margin's 0 is the exact
+    boundary. Rounding is monotonic, so a decision ``|x - y| < β`` can be taken the other way only
+    where ``x - y`` rounds onto β: computed exactly and on the boundary, it is the exact decision
+    (smooth_l1's kink at x - y = β exactly takes the linear branch, as torch's ``<`` does). Else
+    None."""
+    terms = sp.Add.make_args(m)
+    if len(terms) != 2:
+        return None
+
+    def bare(t: sp.Basic) -> sp.Basic:
+        return t.args[1] if isinstance(t, sp.Mul) and len(t.args) == 2 and t.args[0] == -1 else t
+
+    def atom(t: sp.Basic) -> bool:
+        t = bare(t)
+        return isinstance(t, (sp.Symbol, sp.Indexed)) or (t.is_Rational and not _inexact(t))
+
+    for d, r in (terms, terms[::-1]):
+        inner = bare(d)
+        inner = inner.args[0] if isinstance(inner, sp.Abs) else inner
+        if (
+            atom(r)
+            and isinstance(inner, sp.Add)
+            and len(inner.args) == 2
+            and all(atom(t) for t in inner.args)
+        ):
+            return ExactSum(*inner.args)
+    return None
 
 
 def _one_rounding(z: sp.Basic) -> bool:

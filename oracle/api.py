@@ -422,6 +422,8 @@ def _per_element(
                 m = np.asarray(sw.margin(env))
                 ms = np.asarray(sw.scale(env))
                 near = (np.abs(m) <= branch_tol * ms) & (ms > 0)
+                if sw.exact is not None:  # exactly on the boundary, computed exactly: decided
+                    near = near & ~((m == 0) & np.asarray(sw.exact(env), bool))
                 if near.any():
                     nears[n] = near
                     # all near elements flipped, and those above, below and on the boundary apart:

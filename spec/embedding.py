@@ -76,8 +76,12 @@ def pairwise_distance(a: sp.IndexedBase, b: sp.IndexedBase, p: sp.Expr, eps: sp.
     over the feature axis (eps is added to the difference, so ``d(a, a) = eps·D^{1/p}``).
 
     Written with torch's gradient convention at a zero distance: 0 (aten ``norm_backward`` masks
-    the entries where the norm is 0; ``spec._core.root``)."""
-    return root(sp.Sum(sp.Abs(a[k] - b[k] + eps) ** p, (k, 0, C - 1)), p)
+    the entries where the norm is 0; ``spec._core.root``). p = 1 is written ``|u|``: torch's 1-norm
+    backward is ``sgn(u)``, whose derivative is 0, where the general ``p (p - 1) |u|^(p-2)`` is
+    0·inf at a zero component."""
+    u = a[k] - b[k] + eps
+    one = root(sp.Sum(sp.Abs(u), (k, 0, C - 1)), 1)
+    return sp.Piecewise((one, sp.Eq(p, 1)), (root(sp.Sum(sp.Abs(u) ** p, (k, 0, C - 1)), p), True))
 
 
 def _triplet(d_ap: sp.Expr, d_an: sp.Expr, d_pn: sp.Expr, margin: sp.Expr, swap: sp.Symbol) -> sp.Expr:

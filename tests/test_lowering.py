@@ -284,6 +284,25 @@ def test_a_repeated_comparison_is_one_switch_not_a_flag() -> None:
     assert list(f(env, {0: np.array([True, False])})) == [0.0, -1.5]  # both Piecewises flipped
 
 
+def test_a_kink_met_exactly_is_decided_and_one_rounded_onto_is_not() -> None:
+    """smooth_l1's second derivative at x - y = β, computed exactly, is the linear side's (0, as
+    torch's ``|d| < β`` takes it): no branch tolerance there, or a backward taking ``<=`` (1/β)
+    would pass. Where x - y only rounds onto β (bfloat16: 1 - 2^-9 rounds to 1), either side."""
+    import oracle
+
+    def hessian(x: list[float], y: list[float], tol: float) -> tuple[np.ndarray, np.ndarray]:
+        ev = oracle.hvp(
+            "smooth_l1_loss", np.array(x), np.array(y), beta=1.0, reduction="sum",
+            directions={"input": np.ones(len(x))}, wrt=("input",), branch_tol=tol,
+        )  # fmt: skip
+        return ev.grad_lo["input"], ev.grad_hi["input"]
+
+    lo, hi = hessian([1.5, -0.25], [0.5, 0.75], 4 * 2.0**-52)  # x - y = ±β, exactly
+    assert list(lo) == list(hi) == [0.0, 0.0]
+    lo, hi = hessian([1.0], [2.0**-9], 4 * 2.0**-7)  # 1 - 2^-9, within bfloat16's rounding of β
+    assert list(lo) == [0.0] and list(hi) == [1.0]
+
+
 def test_error_scale_of_a_multi_limit_sum_lowers() -> None:
     """The error scale of Σ_{i,k} f is that of Σ_i Σ_k f (every limit counted, none dropped)."""
     from oracle._errscale import scale
