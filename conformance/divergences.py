@@ -572,6 +572,16 @@ def _triplet_zero_difference_double_backward() -> Divergence:
     )  # fmt: skip
 
 
+def _zero_total_weight(case: Case) -> bool:
+    """Targets not all ignored whose class weights sum to 0."""
+    t = np.asarray(case.arrays["target"]).ravel()
+    kept = t[t != int(case.options.get("ignore_index", -100))]
+    w = case.arrays.get("weight")
+    if kept.size == 0 or w is None:
+        return False
+    return float(np.sum(round_to(np.asarray(w, np.float64), case.dtype)[kept])) == 0.0
+
+
 def _poisson_reciprocal_overflows(case: Case, wrt: Sequence[str]) -> bool:
     """Second order, log_input=False: ∂²ℓ/∂x∂y = -1/(x + eps) overflows the dtype (x + eps below
     1 / max) at some element."""
@@ -713,6 +723,39 @@ DIVERGENCES: tuple[Divergence, ...] = (
                 ("input",),
             ),
         ),
+    ),
+    Divergence(
+        id="nll-loss-zero-total-weight-double-backward",
+        backends="torch-*",
+        loss="nll_loss",
+        dtypes=("float64", "float32", "float16", "bfloat16"),
+        library="torch",
+        versions="2.13.*",
+        reason=(
+            "second order, reduction='mean' over a total weight of 0 (targets not ignored, each of "
+            "class weight 0): the loss is 0/0 and its gradient NaN (torch's too), but torch's "
+            "double backward is 0 (its gradient, -w[t]/Σw, does not depend on the input, so "
+            "autograd gives the structural 0), where the spec's second derivative of the "
+            "undefined loss is undefined: NaN. Measured on torch 2.13.0+cpu, float64: "
+            "nll_loss(zeros(1), tensor(0), weight=zeros(1)), upstream 0.5 -> value nan, gradient "
+            "[nan], Hessian-vector product along 0.5: [0.] (spec NaN)."
+        ),
+        hits=lambda case, wrt: "input" in wrt and case.reduction == "mean" and _zero_total_weight(case),
+        witnesses=(
+            (
+                Case(
+                    "nll_loss",
+                    "default",
+                    "float64",
+                    {"input": np.zeros(1), "target": np.array(0, dtype=np.int64), "weight": np.zeros(1)},
+                    {"ignore_index": -100},
+                    "mean",
+                ),
+                ("input",),
+            ),
+        ),
+        order=2,
+        hvp={"upstream": np.array(0.5), "directions": {"input": np.array([0.5])}},
     ),
     Divergence(
         id="nll-loss-channels-last-backward-raises",
