@@ -469,6 +469,15 @@ def _triplet_underflow() -> Divergence:
     )
 
 
+def _triplet_hvp(d: int, positive: float) -> dict[str, Any]:
+    """A triplet witness's upstream (0.5 for each of 2 samples) and directions along its (2, d)
+    inputs: 0.5 for the anchor and the negative, ``positive`` for the positive (not 0.5, or the
+    anchor's and positive's directions cancel in the distance's difference)."""
+    directions = {n: np.full((2, d), positive if n == "positive" else 0.5) for n in _TRIPLET_ARGS}
+    return {"upstream": np.array([0.5, 0.5]), "directions": directions}
+
+
+_TRIPLET_ARGS = ("anchor", "positive", "negative")
 _TRIPLET_P5 = {"margin": 1.0, "p": 5.0, "eps": 1e-6, "swap": False}
 
 
@@ -500,12 +509,8 @@ def _triplet_double_backward_underflow() -> Divergence:
             ),
         ),
         order=2,
-        hvp={
-            "upstream": np.array([0.5, 0.5]),
-            "directions": {"anchor": np.full((2, 5), 0.5), "positive": np.full((2, 5), 2.0),
-                           "negative": np.full((2, 5), 0.5)},
-        },
-    )  # fmt: skip
+        hvp=_triplet_hvp(5, 2.0),
+    )
 
 
 def _triplet_zero_difference(case: Case, wrt: Sequence[str]) -> bool:
@@ -564,11 +569,7 @@ def _triplet_zero_difference_double_backward() -> Divergence:
             ),
         ),
         order=2,
-        hvp={
-            "upstream": np.array([0.5, 0.5]),
-            "directions": {"anchor": np.full((2, 2), 0.5), "positive": np.full((2, 2), 1.5),
-                           "negative": np.full((2, 2), 0.5)},
-        },
+        hvp=_triplet_hvp(2, 1.5),
     )  # fmt: skip
 
 
