@@ -24,6 +24,7 @@ from conformance.harness import (
     _tensors,
     backend_options,
     fail,
+    guarded,
     reject_known,
     require_capability,
 )
@@ -70,6 +71,7 @@ def double_backward(
     return backend.grad_grad(out, [t[n] for n in wrt], upstream, [np.asarray(directions[n]) for n in wrt])  # type: ignore[attr-defined, no-any-return]
 
 
+@guarded
 def check(
     backend: Backend,
     case: Case,

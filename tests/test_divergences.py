@@ -135,3 +135,18 @@ def test_a_loss_not_replaced_keeps_its_backends_divergences() -> None:
     assert known(wrapped, case, ("input",)) is expected
     replaced = OverrideBackend(torch_cpu, {"multi_margin_loss": lambda *a, **k: None})
     assert known(replaced, case, ("input",)) is None  # a replaced loss's divergences are not torch's
+
+
+def test_impl_sharing_a_second_order_divergence_is_an_expected_failure() -> None:
+    """Found by a new-user trial: an --impl that calls torch's nll_loss shares torch's double
+    backward over a zero total weight (0 where the spec's is NaN): an expected failure naming the
+    divergence, as at first order, not a failure of the implementation."""
+    import torch
+
+    from conformance import second_order
+
+    (d,) = [d for d in DIVERGENCES if d.id == "nll-loss-zero-total-weight-double-backward"]
+    (case, wrt), hvp = d.witnesses[0], d.hvp
+    backend = OverrideBackend(TORCH, {"nll_loss": lambda *a, **k: torch.nn.functional.nll_loss(*a, **k)})
+    with pytest.raises(pytest.xfail.Exception, match="also a known divergence of torch-cpu: " + d.id):
+        second_order.check(backend, case, wrt=wrt, upstream=hvp["upstream"], directions=hvp["directions"])
