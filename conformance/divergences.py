@@ -201,7 +201,7 @@ def _clamped_var(case: Case) -> np.ndarray[Any, Any]:
     return np.maximum(var.reshape(shape), float(case.options.get("eps", 1e-6)))
 
 
-def weighted_mean_hits(case: Case, wrt: Sequence[str]) -> bool:
+def weighted_mean_hits(case: Case, wrt: Sequence[str], power: int = 1) -> bool:
     """The one predicate of every weighted mean, of every loss: a ``reduction='mean'`` whose
     denominator is a sum of weights (the variant's ``mean_weight`` depends on an optional argument,
     and the case passes it). torch computes such a mean as Σ w·ℓ / Σ w in the input's dtype, and its
@@ -210,7 +210,9 @@ def weighted_mean_hits(case: Case, wrt: Sequence[str]) -> bool:
     * the exact Σ w·ℓ exceeds the dtype's largest value (the mean itself may be finite), or
     * gradients are asked for and upstream / Σ w can overflow: Σ w < 2 / max (|upstream| <= 2 in
       the suite), with room for Σ w rounded down in the dtype.
-    """
+
+    ``power=2`` (second order, a weight differentiated): its double backward divides by (Σ w)²,
+    hit where Σ w < 4·sqrt(2 / max) (upstream and directions <= 2)."""
     import oracle
     from conformance.errormodel import _FINFO
     from spec import REGISTRY
@@ -227,7 +229,8 @@ def weighted_mean_hits(case: Case, wrt: Sequence[str]) -> bool:
         r = oracle.evaluate(case.loss, reduction="mean", wrt=(), **arrays, **case.options)
     total_weight = float(r.denominator or 0.0)
     n = max(a.size for a in case.arrays.values())
-    if wrt and 0 < total_weight < 2 * (1 + (n + 1) * eps) / big:
+    limit = (2 * (1 + (n + 1) * eps) / big) ** (1 / power) * 4.0 ** (power - 1)
+    if wrt and 0 < total_weight < limit and (power == 1 or any(w in wrt for w in weights)):
         return True
     with np.errstate(all="ignore"):
         total = abs(float(r.value) * total_weight)  # Σ w·ℓ (inf where it overflows float64 too)
@@ -278,6 +281,43 @@ def _weighted_mean_overflow(loss: str, variant: str, value_witness: Case | None 
         hits=weighted_mean_hits,
         witnesses=(*witnesses, (_tiny_weight_witness(loss, variant), wrt)),
     )
+
+
+def _weighted_mean_double_backward(loss: str) -> Divergence:
+    """l1_loss's and mse_loss's weight is differentiable: the second derivatives through it."""
+    tiny32 = 2.0**-126
+    return Divergence(
+        id=f"{loss.replace('_', '-')}-weighted-mean-double-backward-overflow",
+        backends="torch-*",
+        loss=loss,
+        dtypes=("float64", "float32", "float16", "bfloat16"),
+        library="torch",
+        versions="2.13.*",
+        reason=(
+            "second order, reduction='mean' over a sum of weights, the weight differentiated: "
+            "torch's double backward of Σ w·ℓ / Σ w divides by (Σ w)² in the dtype, which "
+            "underflows (or upstream over it overflows) where Σ w is tiny but upstream / Σ w is "
+            "finite, then inf·0 = NaN. Measured on torch 2.13.0+cpu, float32: "
+            f"{loss}(zeros(2), zeros(1), weight=[2^-126, 0]), upstream 0.5, directions 0.5 "
+            "(input), 2 (target), 0 (weight) -> the weight's Hessian-vector product [nan, nan] "
+            "(spec [0, 0]); found by the default profile, --hypothesis-seed=20314."
+        ),
+        hits=lambda case, wrt: weighted_mean_hits(case, wrt, power=2),
+        witnesses=(
+            (
+                Case(loss, "default", "float32",
+                     {"input": np.zeros(2), "target": np.zeros(1), "weight": np.array([tiny32, 0.0])},
+                     {}, "mean"),
+                ("input", "target", "weight"),
+            ),
+        ),
+        order=2,
+        hvp={
+            "upstream": np.array(0.5),
+            "directions": {"input": np.array([0.5, 0.5]), "target": np.array([2.0]),
+                           "weight": np.zeros(2)},
+        },
+    )  # fmt: skip
 
 
 def _weighted_means() -> tuple[Divergence, ...]:
@@ -940,6 +980,8 @@ DIVERGENCES: tuple[Divergence, ...] = (
         ),
     ),
     *_weighted_means(),
+    _weighted_mean_double_backward("l1_loss"),
+    _weighted_mean_double_backward("mse_loss"),
     _empty_batch_garbage("multi_margin_loss"),
     _empty_batch_garbage("multilabel_margin_loss"),
     Divergence(
