@@ -20,9 +20,14 @@ from conformance.backends import Backend, Layout
 from conformance.errormodel import compare
 from conformance.harness import call, check, expected, fail, guarded, reject_known
 from conformance.strategies import Case
-from spec import REDUCTION_RULES, REGISTRY
 
 Array = np.ndarray[Any, Any]
+
+
+def _scale(ev: Any) -> Any:
+    """The value's error scale of an evaluation made with bounds (``harness.expected``'s are)."""
+    assert ev.value_scale is not None, "an evaluation without bounds"
+    return ev.value_scale
 
 
 def _differentiable(case: Case) -> tuple[str, ...]:
@@ -46,6 +51,8 @@ def oracle(
 def reductions_agree(backend: Backend, case: Case, *, known_ok: bool = False) -> None:
     """The backend's 'sum' and 'mean' equal its own 'none' summed and divided (within the bound of
     each reduction's error scale plus the unreduced ones'). ``case`` has reduction 'none'."""
+    from spec import REDUCTION_RULES, REGISTRY
+
     base = dataclasses.replace(case, reduction="none")
     reductions = REGISTRY[case.loss].variant(case.variant).reductions
     if not known_ok:
@@ -57,7 +64,7 @@ def reductions_agree(backend: Backend, case: Case, *, known_ok: bool = False) ->
         reduced = dataclasses.replace(base, reduction=reduction)
         exp = expected(reduced)
         got = call(backend, reduced, reproduce=base, check="reductions_agree").value
-        keep = np.asarray(exp_none.value_scale)
+        keep = _scale(exp_none)
         # the rule's own denominator, as the oracle computes it (spec.REDUCTION_RULES)
         denom = 1.0 if exp.denominator is None else float(exp.denominator)
         with np.errstate(all="ignore"):
@@ -65,7 +72,7 @@ def reductions_agree(backend: Backend, case: Case, *, known_ok: bool = False) ->
         # the bound: this reduction's own scale plus the scale of the unreduced terms it sums; where
         # that overflows (terms near the float64 limit) it is inf, as the oracle's own scales are
         with np.errstate(over="ignore"):
-            scale = np.abs(exp.value_scale) + np.sum(np.abs(keep)) / max(abs(denom), 1e-300)
+            scale = np.abs(_scale(exp)) + np.sum(np.abs(keep)) / max(abs(denom), 1e-300)
         m = compare(
             got, want, want, want, scale, case.dtype, what=f"reduction={reduction!r} against its own 'none'"
         )
@@ -86,7 +93,7 @@ def shift_invariant(backend: Backend, case: Case, *, shift: int, known_ok: bool 
         reject_known(backend, b)
     shift_check: dict[str, Any] = dict(reproduce=case, check="shift_invariant", params={"shift": shift})
     ga, gb = call(backend, case, **shift_check).value, call(backend, b, **shift_check).value
-    scale = np.abs(expected(case).value_scale) + np.abs(expected(b).value_scale)
+    scale = np.abs(_scale(expected(case))) + np.abs(_scale(expected(b)))
     m = compare(gb, ga, ga, ga, scale, case.dtype, what=f"loss after adding {shift} to every logit")
     if m:
         raise fail(
@@ -143,11 +150,13 @@ def grad_sums_to_zero(backend: Backend, case: Case, *, known_ok: bool = False) -
 def batch_is_per_sample(backend: Backend, case: Case, *, known_ok: bool = False) -> None:
     """The unreduced losses of a batch (``case`` has reduction 'none') equal the losses of each
     sample evaluated alone."""
+    from spec import REGISTRY
+
     x = case.arrays[REGISTRY[case.loss].tensors[0]]
     if not known_ok:
         reject_known(backend, case)
     whole = call(backend, case, check="batch_is_per_sample").value
-    scale = np.abs(expected(case).value_scale)
+    scale = np.abs(_scale(expected(case)))
     for n in range(x.shape[0]):
         one = sample(case, n)
         if not known_ok:
@@ -213,6 +222,8 @@ def rejects_bad_input(backend: Backend, case: Case, *, known_ok: bool = False) -
 def sample(case: Case, n: int) -> Case:
     """Sample ``n`` of the batch as a batch of one; tensors that broadcast from the right
     (weights of fewer dims than input, pos_weight, class weights) stay as they are."""
+    from spec import REGISTRY
+
     lead = case.arrays[REGISTRY[case.loss].tensors[0]]
     nd = lead.ndim
     arrays = {}

@@ -48,7 +48,7 @@ def expected(
         return oracle.hvp(
             case.loss, **case.arrays, **case.options, directions=dict(directions),
             reduction=case.reduction, wrt=tuple(wrt), upstream=upstream,
-            branch_tol=branch_tol(case.dtype), underflow=underflow(case.dtype),
+            branch_tol=branch_tol(case.dtype), underflow=underflow(case.dtype), bounds=True,
         )  # fmt: skip
 
 

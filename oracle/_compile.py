@@ -134,11 +134,12 @@ def _form(
     idx: frozenset[str],
     out: tuple[sp.Symbol, ...],
     decisions: dict[sp.Expr, sp.Expr] | None = None,
+    options: frozenset[str] = frozenset(),
 ) -> Form:
     # Pull common numeric factors out of sums: SymPy distributes 2·(x - y) into 2x - 2y, which
     # overflows (inf - inf) where x - y does not.
     e = _distribute_small(sp.factor_terms(e))
-    fn = lower(e, names, idx, out)
+    fn = lower(e, names, idx, out, options)
     decisions = decisions or {}
     switches = tuple(
         Switch(
@@ -205,11 +206,12 @@ def _build(key: str) -> Compiled:
     forms = stable_forms(v)
     names, idx, out = _names(v), _index_args(v), _out(v)
     decisions = _decisions(forms.value)
+    options = frozenset(p.name for p in v.params if p.kind not in ("flag", "choice") and not p.integer)
     return Compiled(
         variant=v,
         forms=forms,
-        value=_form(forms.value, names, idx, out, decisions),
-        grads={n: _form(g, names, idx, out, decisions) for n, g in forms.grads.items()},
+        value=_form(forms.value, names, idx, out, decisions, options),
+        grads={n: _form(g, names, idx, out, decisions, options) for n, g in forms.grads.items()},
         mean_weight=lower(v.mean_weight, names, idx, out),
         mean_weight_grads={
             n: lower(dm, names, idx, out)

@@ -6,12 +6,64 @@ them against the node's elementary form at high precision.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 Array = np.ndarray[Any, Any]
+
+_memo = threading.local()
+
+
+@contextmanager
+def shared() -> Iterator[None]:
+    """Within it, the softmax kernels called on one array share their passes over it (its max, and
+    ``exp(x - max)``; the value's and the gradients' forms of one chunk each call them): what they
+    share they never write to (or restore exactly). Per thread; the memo ends with the block."""
+    prev = getattr(_memo, "d", None)
+    _memo.d = {}
+    try:
+        yield
+    finally:
+        _memo.d = prev
+
+
+def _remembered(what: str, x: Array, compute: Any) -> Any:
+    d = getattr(_memo, "d", None)
+    if d is None:
+        return compute()
+    key = (what, id(x))
+    hit = d.get(key)
+    if hit is not None and hit[0] is x:
+        return hit[1]
+    got = compute()
+    d[key] = (x, got)  # (x kept: its id is not reused while the memo lives)
+    return got
+
+
+def _shifted_exp(x: Array) -> tuple[Array, Array]:
+    """``m = max(x)`` over the last dim (kept) and ``exp(x - m)``."""
+
+    def compute() -> tuple[Array, Array]:
+        m = np.max(x, axis=-1, keepdims=True)
+        return m, np.exp(x - m)
+
+    return _remembered("shifted_exp", x, compute)  # type: ignore[no-any-return]
+
+
+def _sum_without(e: Array, idx: Array) -> Array:
+    """``Σ_{i ≠ idx} e_i`` over the last dim, ``(..., 1)``, summed as ``e`` with its ``idx``
+    component set to 0 (then restored: ``e`` may be shared), not as a difference: exact when tiny."""
+    at = np.broadcast_to(np.asarray(idx), e.shape[:-1])[..., None]
+    old = np.take_along_axis(e, at, axis=-1)
+    np.put_along_axis(e, at, 0.0, axis=-1)
+    try:
+        return np.sum(e, axis=-1, keepdims=True)
+    finally:
+        np.put_along_axis(e, at, old, axis=-1)
 
 
 def take(a: Array, idx: Array) -> Array:
@@ -110,18 +162,19 @@ def logsumexp(x: Array) -> Array:
 
 
 def softmax(x: Array) -> Array:
-    m = np.max(x, axis=-1, keepdims=True)
-    e = np.exp(x - m)
+    _, e = _shifted_exp(x)
     return e / np.sum(e, axis=-1, keepdims=True)
 
 
 def _others(x: Array) -> tuple[Array, Array, Array]:
     """max m, the index of the (first) max, and Σ_{i ≠ argmax} exp(x_i - m), each ``(..., 1)``."""
-    m = np.max(x, axis=-1, keepdims=True)
-    am = np.argmax(x, axis=-1)[..., None]
-    e = np.exp(x - m)
-    np.put_along_axis(e, am, 0.0, axis=-1)
-    return m, am, np.sum(e, axis=-1, keepdims=True)
+
+    def compute() -> tuple[Array, Array, Array]:
+        m, e = _shifted_exp(x)
+        am = np.argmax(x, axis=-1)[..., None]
+        return m, am, _sum_without(e, am[..., 0])
+
+    return _remembered("others", x, compute)  # type: ignore[no-any-return]
 
 
 def neg_log_softmax_all(x: Array) -> Array:
@@ -144,9 +197,14 @@ def neg_log_softmax_at(x: Array, idx: Array) -> Array:
 def softmax_minus_onehot(x: Array, idx: Array) -> Array:
     """``softmax(x) - onehot(idx)``, ``(..., C)``, with the ``idx`` component as
     ``-Σ_{i≠idx} softmax_i``; ``idx`` has the batch shape."""
-    m = np.max(x, axis=-1, keepdims=True)
-    e = np.exp(x - m)
+    _, e = _shifted_exp(x)
     total = np.sum(e, axis=-1, keepdims=True)
-    at = np.arange(x.shape[-1]) == np.asarray(idx)[..., None]
-    others = np.sum(np.where(at, 0.0, e), axis=-1, keepdims=True)  # not total - e[idx]: exact when tiny
-    return np.where(at, -others / total, e / total)
+    idx = np.asarray(idx)
+    valid = (idx >= 0) & (idx < x.shape[-1])  # (an ignored sample's index: no component is its own)
+    safe = np.where(valid, idx, 0)
+    others = np.where(valid[..., None], _sum_without(e, safe), total)  # not total - e[idx]: exact when tiny
+    out = e / total
+    at = np.broadcast_to(safe, out.shape[:-1])[..., None]
+    here = np.take_along_axis(out, at, axis=-1)
+    np.put_along_axis(out, at, np.where(valid[..., None], -others / total, here), axis=-1)
+    return out

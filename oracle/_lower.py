@@ -95,8 +95,9 @@ class _Code:
 
 
 class _Lowerer:
-    def __init__(self, index_args: frozenset[str]) -> None:
+    def __init__(self, index_args: frozenset[str], options: frozenset[str] = frozenset()) -> None:
         self.index_args = index_args
+        self.options = options  # scalar options: a product with one that is 0 is not evaluated
         self.switches: list[sp.Expr] = []  # the margin (signed distance to the boundary) of each branch
         self.keyed: dict[tuple[Any, ...], int] = {}  # steps' conditions -> their switch
         self.temps: dict[sp.Symbol, Labels] = {}  # common subexpressions: their labels
@@ -218,10 +219,14 @@ class _Lowerer:
         parts = [self.lower(f) for f in (*num, *den)]
         srcs, to = self.combine(parts)
         top = " * ".join(srcs[: len(num)]) or "1.0"
-        if not den:
-            return _Code(top, to)
-        bottom = " * ".join(srcs[len(num) :])
-        return _Code(f"({top}) / ({bottom})", to)
+        out = top if not den else f"({top}) / ({' * '.join(srcs[len(num) :])})"
+        # A term weighted by an option that is 0 (cross_entropy's label_smoothing ε·Σ_c w_c·(-log p_c)
+        # at the default ε = 0) is 0, as in torch, which does not compute it: not evaluated (nor
+        # NaN where the term is not finite).
+        zero = [str(f) for f in num if isinstance(f, sp.Symbol) and str(f) in self.options]
+        if zero:
+            return _Code(f"(numpy.float64(0.0) if {zero[0]} == 0 else {out})", to)
+        return _Code(out, to)
 
     def pow(self, e: sp.Pow) -> _Code:
         b, p = e.args
@@ -617,15 +622,20 @@ def _from_source(expr: sp.Expr, source: str, switches: tuple[sp.Expr, ...], labe
 
 @functools.cache  # a form's switches and their scales repeat across a variant's forms
 def lower(
-    expr: sp.Expr, names: tuple[str, ...], index_args: frozenset[str], out: Labels | None = None
+    expr: sp.Expr,
+    names: tuple[str, ...],
+    index_args: frozenset[str],
+    out: Labels | None = None,
+    options: frozenset[str] = frozenset(),
 ) -> Lowered:
     """Compile ``expr`` into a vectorised NumPy function of the arrays named ``names``.
 
     ``out`` is the labels the result must carry as its trailing dims (``(j,)`` for the class-axis
     variants, whose values are then ``(..., 1)`` and input gradients ``(..., C)``); None keeps the
     expression's own. A dummy free in ``expr`` but not in ``out`` raises ``NotImplementedError``.
+    ``options`` name scalar options: a term they multiply is skipped where one is 0.
     """
-    lw = _Lowerer(index_args)
+    lw = _Lowerer(index_args, options)
     # Common subexpressions are computed once (error scales repeat their operands many times), those
     # holding a summation dummy too: a temporary is an array labelled like what it stands for, and
     # the same labelled array under two sums over the same dummy has the same values. Sizes stay

@@ -15,13 +15,20 @@ value; 1 by default), as autograd computes them.
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import os
+import sys
+import threading
 import warnings
 from collections.abc import Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from oracle import _kernels as _k
 from oracle._compile import Compiled, Form, compiled
 from spec import REDUCTION_RULES, REGISTRY, Loss, ReductionRule, Variant
 
@@ -38,7 +45,9 @@ class Evaluation:
 
     ``lo``/``hi`` bound the values accepted when branch conditions lie within ``branch_tol`` of their
     boundary (equal to the value when no tolerance was given); ``scale`` is the error scale of
-    ``oracle._errscale`` for each output. Keys of ``grads``/``grad_lo``/... are argument names.
+    ``oracle._errscale`` for each output, computed only when asked for (``bounds=True``, or a
+    ``branch_tol``): else ``value_scale`` is None and ``grad_scale`` empty. Keys of
+    ``grads``/``grad_lo``/... are argument names.
     """
 
     loss: str
@@ -47,7 +56,7 @@ class Evaluation:
     grads: Mapping[str, Array]
     value_lo: Array
     value_hi: Array
-    value_scale: Array
+    value_scale: Array | None
     grad_lo: Mapping[str, Array] = field(default_factory=dict)
     grad_hi: Mapping[str, Array] = field(default_factory=dict)
     grad_scale: Mapping[str, Array] = field(default_factory=dict)
@@ -117,7 +126,7 @@ def _float_array(name: str, a: Any) -> Array:
         raise _fail(name, "a real floating-point array", f"dtype {arr.dtype}")
     if arr.dtype.kind != "f":
         raise _fail(name, "a floating-point array", f"dtype {arr.dtype}")
-    return arr.astype(np.float64)
+    return arr.astype(np.float64, copy=False)  # (never written to: the lowered code makes new arrays)
 
 
 @dataclass
@@ -128,6 +137,8 @@ class _Prepared:
     out_shape: tuple[int, ...]
     mask: Array | None  # samples that count (not ignored)
     restore: dict[str, Any]  # per differentiable arg: callable mapping an element gradient back
+    #: the env entries laid out along the result's dims first (sliced along dim 0 by a chunk)
+    batched: frozenset[str] = frozenset()
 
 
 def _prepare_elementwise(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _Prepared:
@@ -207,7 +218,8 @@ def _prepare_elementwise(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _P
             ) from None
         env[a.name] = np.broadcast_to(w, shape)
         restore[a.name] = _unbroadcaster(w.shape)
-    return _Prepared(env, shape, None, restore)
+    batched = frozenset(n for n, a in env.items() if isinstance(a, np.ndarray) and a.shape == shape)
+    return _Prepared(env, shape, None, restore, batched)
 
 
 def _var_shape(name: str, var: tuple[int, ...], input: tuple[int, ...]) -> tuple[int, ...]:
@@ -232,6 +244,8 @@ def _unbroadcaster(shape: tuple[int, ...], effective: tuple[int, ...] | None = N
 
     def back(g: Array) -> Array:
         g = np.asarray(g)
+        if g.shape == shape == eff and g.base is None:  # already its own array of the argument's shape
+            return g
         while g.ndim > len(eff):
             g = g.sum(axis=0)
         for ax, n in enumerate(eff):
@@ -348,7 +362,8 @@ def _prepare_classes(loss: Loss, v: Variant, bound: Mapping[str, Any]) -> _Prepa
                 "a negative value (ignore_index is not supported with probability targets)",
                 ii,
             )
-    return _Prepared(env, sample_shape, mask, restore)
+    batched = frozenset(a.name for a in v.args if not a.optional and a.name in env)
+    return _Prepared(env, sample_shape, mask, restore, batched)
 
 
 def _index_counts(t: Array, c: int) -> Array:
@@ -403,9 +418,10 @@ def _widened(env: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _per_element(
-    form: Form, env: Mapping[str, Any], branch_tol: float | None, dtype: Any = np.float64
-) -> tuple[Array, Array, Array, Array]:
-    """value, lo, hi, scale of one form at every element (class-axis results are (..., 1) or (..., C)).
+    form: Form, env: Mapping[str, Any], branch_tol: float | None, dtype: Any = np.float64, bounds: bool = True
+) -> tuple[Array, Array, Array, Array | None]:
+    """value, lo, hi, scale of one form at every element (class-axis results are (..., 1) or (..., C));
+    without ``bounds``, lo and hi are the value and the scale is None (neither is computed).
 
     Where an intermediate overflows float64 although the result may not (``w·δ(|d| - δ/2)`` with
     w = ½ and the product ~1e308; ``1 - y/(x + eps)`` at eps = 2^-1023 before the upstream ½), the
@@ -414,6 +430,13 @@ def _per_element(
     overflowed = []  # an intermediate of fn overflowed float64: its finite results may be wrong
     with np.errstate(all="ignore"):
         val = np.asarray(form.fn(env, on_overflow=lambda *_: overflowed.append(True)), dtype=dtype)
+    if not bounds:
+        if dtype is np.float64 and _WIDE is not None and (overflowed or not np.isfinite(val).all()):
+            wide = _per_element(form, _widened(env), None, _WIDE, bounds=False)[0]
+            redo = np.full(val.shape, True) if overflowed else ~np.isfinite(val)
+            val = np.where(redo, wide, val.astype(_WIDE))
+        return val, val, val, None
+    with np.errstate(all="ignore"):
         sc = np.abs(np.asarray(form.scale(env), dtype=dtype))
         lo, hi = val, val
         if branch_tol is not None:
@@ -458,9 +481,9 @@ def _per_element(
     ):
         # (Σ n² = inf for n = 1e300 makes a cosine 0 where it is finite; (1e300)² - (1e300)² = NaN
         # decides a hinge: an overflow anywhere redoes every element)
-        wide = _per_element(form, _widened(env), branch_tol, _WIDE)
+        wider: tuple[Any, ...] = _per_element(form, _widened(env), branch_tol, _WIDE)
         redo = np.full(shape, True) if overflowed else ~(np.isfinite(out[0]) & np.isfinite(out[3]))
-        out = tuple(np.where(redo, w, a.astype(_WIDE)) for a, w in zip(out, wide, strict=True))
+        out = tuple(np.where(redo, w, a.astype(_WIDE)) for a, w in zip(out, wider, strict=True))
     return out  # type: ignore[return-value]
 
 
@@ -472,6 +495,7 @@ def evaluate(
     upstream: Any = None,
     branch_tol: float | None = None,
     underflow: float = 0.0,
+    bounds: bool | None = None,
     **kwargs: Any,
 ) -> Evaluation:
     """Evaluate ``loss`` (a torch.nn.functional name) and its gradients in float64.
@@ -481,6 +505,8 @@ def evaluate(
     ``branch_tol`` (used by the conformance error model) also evaluates the other side of each branch
     whose condition is within ``branch_tol × scale`` of its boundary and reports the range;
     ``underflow`` is the error-scale allowance for one rounded operation's underflow.
+    ``bounds`` (default: whether a ``branch_tol`` is given) also computes the error scales and the
+    branches' ranges; without them nothing of the input's size is kept but the gradients asked for.
     Raises :class:`OracleInputError` (a ValueError) naming the argument for invalid input.
     """
     spec_loss = _loss(loss)
@@ -488,7 +514,59 @@ def evaluate(
         raise _fail("reduction", f"one of {list(REDUCTION_RULES)}", repr(reduction))
     bound = _bind(spec_loss, args, kwargs)
     v = select_variant(spec_loss, bound)
-    return _evaluate(spec_loss, v, bound, reduction, wrt, upstream, branch_tol, underflow)
+    with_bounds = branch_tol is not None if bounds is None else bounds
+    return _evaluate(spec_loss, v, bound, reduction, wrt, upstream, branch_tol, underflow, with_bounds)
+
+
+#: the elements of its widest argument a chunk of the batch spans: temporaries of a few MB, reused
+#: from chunk to chunk, instead of full-size ones page-faulted in (an LLM's 4096 × 32000 logits:
+#: 1 GB each, a dozen of them)
+CHUNK_ELEMENTS = 1 << 17
+
+
+def _threads() -> int:
+    """Threads evaluating the chunks of one call (NumPy's loops release the GIL): the CPUs this
+    process may use, or ``$LOSS_ORACLE_THREADS``."""
+    env = os.environ.get("LOSS_ORACLE_THREADS")
+    if env:
+        return max(1, int(env))
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@functools.cache
+def _keep_freed_memory() -> None:
+    """glibc's malloc hands a freed block of more than 128 KB (then more than 2× the largest freed
+    one) back to the kernel, so each chunk's temporaries are page-faulted in anew: half the time of
+    a large evaluation (measured: cross_entropy on 512 × 32000, 1.10 s → 0.51 s on one thread).
+    Raised once, on the first chunked call: blocks up to 32 MB come from the heap, and up to 256 MB
+    of freed heap is kept for reuse. Elsewhere than glibc, nothing."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 32 << 20)
+        libc.mallopt(m_trim_threshold, 256 << 20)
+    except (OSError, AttributeError):
+        pass
+
+
+def _chunks(prep: _Prepared) -> list[slice | None]:
+    """Slices of the result's dim 0 covering it, each spanning about :data:`CHUNK_ELEMENTS` elements
+    of the widest batched argument; ``[None]``: the whole at once (a small or unbatched call)."""
+    shape = prep.out_shape
+    widest = max((int(np.size(prep.env[n])) for n in prep.batched), default=0)
+    if not shape or shape[0] < 2 or widest <= 2 * CHUNK_ELEMENTS:
+        return [None]
+    rows = max(1, CHUNK_ELEMENTS * shape[0] // widest)
+    if sys.platform == "linux":
+        _keep_freed_memory()
+    return [slice(i, min(i + rows, shape[0])) for i in range(0, shape[0], rows)]
+
+
+def _map(fn: Any, chunks: list[slice | None]) -> list[Any]:
+    if len(chunks) < 2 or (n := _threads()) < 2:
+        return [fn(s) for s in chunks]
+    with ThreadPoolExecutor(min(n, len(chunks))) as pool:
+        return list(pool.map(fn, chunks))
 
 
 def _evaluate(
@@ -500,7 +578,12 @@ def _evaluate(
     upstream: Any,
     branch_tol: float | None,
     underflow: float,
+    bounds: bool = True,
 ) -> Evaluation:
+    """The evaluation, over the batch in chunks (:func:`_chunks`), the value and the gradients of a
+    chunk together (its kernels share their work: ``oracle._kernels.shared``): every element's
+    value and gradients are those of the whole call (no element's arithmetic depends on the
+    chunking), and the reductions run over the assembled per-sample values."""
     if reduction not in v.reductions:
         raise _fail("reduction", f"one of {list(v.reductions)} for {v.key}", repr(reduction))
     rule = REDUCTION_RULES[reduction]
@@ -517,115 +600,217 @@ def _evaluate(
     prep.env["_underflow"] = np.float64(underflow)
     env = prep.env
     squeeze = v.sample_axis is not None
+    chunks = _chunks(prep)
+    out_shape = prep.out_shape
+    keep = np.ones(out_shape, bool) if prep.mask is None else prep.mask
 
-    def per_sample(a: Array) -> Array:
+    def part(s: slice | None) -> Mapping[str, Any]:
+        return env if s is None else {n: (a[s] if n in prep.batched else a) for n, a in env.items()}
+
+    def rows(s: slice | None) -> tuple[int, ...]:
+        return out_shape if s is None else (s.stop - s.start, *out_shape[1:])
+
+    def per_sample(a: Any, shape: tuple[int, ...]) -> Array:
         a = np.asarray(a)
         if squeeze:
-            a = np.broadcast_to(a, (*prep.out_shape, 1))[..., 0]
-        return np.broadcast_to(a, prep.out_shape)
+            a = np.broadcast_to(a, (*shape, 1))[..., 0]
+        return np.broadcast_to(a, shape)
 
-    val, lo, hi, sc = (per_sample(a) for a in _per_element(c.value, env, branch_tol))
-    mw = per_sample(np.asarray(c.mean_weight(env), dtype=np.float64))
-    keep = np.ones(prep.out_shape, bool) if prep.mask is None else prep.mask
-    val, lo, hi, sc, mw = (np.where(keep, a, 0.0) for a in (val, lo, hi, sc, mw))
-    n = val.size
+    def joined(parts: list[Any]) -> Any:
+        return parts[0] if len(parts) == 1 else None if parts[0] is None else np.concatenate(parts)
+
+    # the denominator of a mean first: the gradients of each chunk are scaled by it
+    mw_parts = _map(lambda s: per_sample(np.asarray(c.mean_weight(part(s)), np.float64), rows(s)), chunks)
+    mw = np.where(keep, joined(mw_parts), 0.0)
+    n = int(np.prod(out_shape, dtype=np.int64))
+    u = None if upstream is None else np.asarray(upstream, np.float64)
+    rel_denom = 0.0
+    denom_g = np.float64(1.0)
+    if rule.divides_by is None:
+        factor: Array = np.ones(out_shape) if u is None else np.broadcast_to(u, out_shape)
+    else:
+        factor = np.full(out_shape, 1.0 if u is None else float(u))
+        if rule.divides_by != "one":
+            denom_g = _denominator(rule, mw, np.shape(bound[spec_loss.tensors[0]]))
+            if denom_g == 0:
+                # a mean over zero total weight (empty batch, every sample ignored, or weight 0 on
+                # every target) is undefined: NaN, as torch decided (PR #64572), with NaN gradients
+                # for the samples that count (ignored ones still get 0)
+                denom_g = np.float64(np.nan)
+            # the denominator as a sum of n terms (n + 1 roundings); a size along dim 0 is exact
+            rel_denom = float(n + 1) if rule.divides_by == "mean_weight" else 0.0
+    divides = rule.divides_by not in (None, "one")  # 0 where the mean is NaN
+    denominator = float(_denominator(rule, mw, np.shape(bound[spec_loss.tensors[0]]))) if divides else None
+    undefined = bool(np.isnan(denom_g))  # a mean over zero total weight
+
+    given = tuple(n for n in v.differentiable if bound.get(n) is not None)  # optional ones if passed
+    names = given if wrt is None else tuple(wrt)
+    for name in names:
+        if name not in c.grads or name not in given:
+            raise _fail("wrt", f"differentiable arguments of {v.key} given: {list(given)}", repr(name))
+    # a weighted mean Σ ℓ / Σ m whose weights m depend on the argument: its gradient needs the mean
+    quotient = {
+        name: dm
+        for name in names
+        if rule.divides_by == "mean_weight" and (dm := c.mean_weight_grads.get(name)) is not None
+    }
+    mean: list[Any] = [None, None]  # the value and its scale, once reduced (for ``quotient``)
+
+    def grad(name: str, e: Mapping[str, Any], s: slice | None) -> list[Array]:
+        g, gl, gh, gs = _per_element(c.grads[name], e, branch_tol, bounds=bounds)
+        # a form free of the component (a second derivative that is 0 along the axis) has a
+        # trailing dim of 1: the argument's own layout; a chunk's, led by the chunk's rows
+        lead = () if s is None else (*rows(s), 1) if squeeze else rows(s)
+        full = np.broadcast_shapes(np.shape(g), np.shape(e[name]), lead)
+        g, gl, gh = (np.broadcast_to(a, full) for a in (g, gl, gh))
+        dm = quotient.get(name)
+        if dm is not None:
+            # the quotient rule, ∂/∂a = (∂ℓ/∂a - mean · ∂m/∂a) / Σ m
+            dmv = np.asarray(dm(e), dtype=np.float64)
+            with np.errstate(all="ignore"):
+                corr = mean[0] * dmv
+                g, gl, gh = g - corr, gl - corr, gh - corr
+                if gs is not None:
+                    gs = np.broadcast_to(gs, full) + np.abs(corr) * (n + 2) + mean[1] * np.abs(dmv)
+        f = factor if s is None else factor[s]
+        kk = keep if s is None else keep[s]
+        f, k = (f[..., None], kk[..., None]) if squeeze else (f, kk)
+        # without bounds, a chunk's gradient is written in place into the whole's (no copy)
+        dest = None if gs is not None or g.dtype != np.float64 else sinks.slot(name, s, full)
+        with np.errstate(all="ignore"):
+            gf = np.multiply(g, f, out=dest)
+            gf /= denom_g
+            if prep.mask is not None:
+                np.copyto(gf, 0.0, where=~np.broadcast_to(k, gf.shape))
+            out = [gf]
+            if gs is not None:
+                a, b = gl * f / denom_g, gh * f / denom_g
+                bound_scale = np.maximum(gs * np.abs(f) / abs(denom_g), gs)
+                out += [
+                    np.where(k, np.fmin(a, b), 0.0),
+                    np.where(k, np.fmax(a, b), 0.0),
+                    np.where(k, bound_scale + np.abs(gf) * (1 + rel_denom) + underflow, 0.0),
+                ]
+            # (the upstream factor may be applied before any intermediate of g: its scale is not
+            # shrunk by |f| < 1)
+            if undefined:
+                # The derivative of an undefined mean is undefined (NaN); an implementation that
+                # only writes the components its formula touches (nll_loss scatters -w_y·u/Σw into
+                # the target entries) leaves the others at 0: accepted there, where g is exactly 0.
+                out.append(np.where(k & (np.broadcast_to(g, gf.shape) == 0), 0.0, np.nan))
+        return out
+
+    now = tuple(n for n in names if n not in quotient)
+    sinks = _Sinks(chunks, out_shape)
+
+    def values_and_grads(s: slice | None) -> list[Array | None]:
+        e, shape = part(s), rows(s)
+        with _k.shared():
+            outs = _per_element(c.value, e, branch_tol, bounds=bounds)
+            for name in now:
+                sinks.put(name, s, grad(name, e, s))
+        return [None if a is None else per_sample(a, shape) for a in outs]
+
+    parts = _map(values_and_grads, chunks)
+    val = np.where(keep, joined([p[0] for p in parts]), 0.0)
+    if bounds:
+        lo, hi, sc = (np.where(keep, joined([p[i] for p in parts]), 0.0) for i in (1, 2, 3))
+    else:  # neither bounds nor scales: the value is its own range
+        lo, hi, sc = val, val, None
+    del parts
 
     if rule.divides_by is None:
         with np.errstate(over="ignore"):
-            value, vlo, vhi, vsc = (np.asarray(a, np.float64) for a in (val, lo, hi, sc))
-        factor: Array = (
-            np.ones(prep.out_shape)
-            if upstream is None
-            else np.broadcast_to(np.asarray(upstream, np.float64), prep.out_shape)
-        )
-        denom_g = np.float64(1.0)
-        rel_denom = 0.0
+            value, vlo, vhi = (np.asarray(a, np.float64) for a in (val, lo, hi))
+            vsc = None if sc is None else np.asarray(sc, np.float64)
     else:
         with np.errstate(all="ignore"):  # an element that overflows to inf is a valid answer
             total = np.sum(val)
             if _WIDE is not None and not np.isfinite(total) and np.isfinite(val).all():
-                val, lo, hi, sc = (np.asarray(a, _WIDE) for a in (val, lo, hi, sc))  # Σ beyond float64
+                val = np.asarray(val, _WIDE)  # Σ beyond float64
+                lo, hi, sc = (val, val, None) if sc is None else (np.asarray(a, _WIDE) for a in (lo, hi, sc))
                 total = np.sum(val)
-            spread = (n - 1) * np.sum(np.abs(val)) if n > 1 else 0.0
-            sum_scale = np.sum(sc) + spread + abs(total) + n * underflow
-        u = 1.0 if upstream is None else float(np.asarray(upstream, np.float64))
-        if rule.divides_by == "one":
-            with np.errstate(all="ignore"):  # bounds of either sign's infinity: an unbounded sum
-                value, vlo, vhi, vsc = total, np.sum(lo), np.sum(hi), sum_scale
-            factor = np.full(prep.out_shape, u)
-            denom_g, rel_denom = np.float64(1.0), 0.0
-        else:
-            denom = _denominator(rule, mw, np.shape(bound[spec_loss.tensors[0]]))
-            if denom == 0:
-                # a mean over zero total weight (empty batch, every sample ignored, or weight 0 on
-                # every target) is undefined: NaN, as torch decided (PR #64572), with NaN gradients
-                # for the samples that count (ignored ones still get 0)
-                denom = np.float64(np.nan)
-            with np.errstate(all="ignore"):
-                value = total / denom
-                vlo, vhi = np.sum(lo) / denom, np.sum(hi) / denom
-                vsc = sum_scale / abs(denom) + (n + 1) * abs(value)
-                # the gradient is g·u / denom, multiplied before dividing: u / denom overflows for
-                # a subnormal total weight where the gradient itself is representable
-                factor = np.full(prep.out_shape, u)
-                # the denominator as a sum of n terms (n + 1 roundings); a size along dim 0 is exact
-                denom_g, rel_denom = denom, float(n + 1) if rule.divides_by == "mean_weight" else 0.0
+            vlo, vhi, vsc = total, total, None
+            if sc is not None:
+                spread = (n - 1) * np.sum(np.abs(val)) if n > 1 else 0.0
+                sum_scale = np.sum(sc) + spread + abs(total) + n * underflow
+                vlo, vhi, vsc = np.sum(lo), np.sum(hi), sum_scale  # bounds of either sign's infinity
+            value = total
+            if divides:
+                value = total / denom_g
+                if vsc is not None:
+                    vlo, vhi = vlo / denom_g, vhi / denom_g
+                    vsc = vsc / abs(denom_g) + (n + 1) * abs(value)
+                else:
+                    vlo = vhi = value
         with np.errstate(over="ignore"):
-            value, vlo, vhi, vsc = (np.asarray(a, np.float64) for a in (value, vlo, vhi, vsc))
-    divides = rule.divides_by not in (None, "one")  # 0 where the mean is NaN
-    denominator = float(_denominator(rule, mw, np.shape(bound[spec_loss.tensors[0]]))) if divides else None
+            value, vlo, vhi = (np.asarray(a, np.float64) for a in (value, vlo, vhi))
+            vsc = None if vsc is None else np.asarray(vsc, np.float64)
+    del val, lo, hi, sc, mw
 
-    given = tuple(n for n in v.differentiable if bound.get(n) is not None)  # optional ones if passed
-    names = given if wrt is None else tuple(wrt)
+    if quotient:  # the gradients that need the mean, in a second pass
+        mean[:] = [value, vsc]
+
+        def late(s: slice | None) -> None:
+            e = part(s)
+            with _k.shared():
+                for name in quotient:
+                    sinks.put(name, s, grad(name, e, s))
+
+        _map(late, chunks)
+
     grads: dict[str, Array] = {}
     glo: dict[str, Array] = {}
     ghi: dict[str, Array] = {}
     gsc: dict[str, Array] = {}
     galt: dict[str, Array] = {}
-    undefined = bool(np.isnan(denom_g))  # a mean over zero total weight
     for name in names:
-        if name not in c.grads or name not in given:
-            raise _fail("wrt", f"differentiable arguments of {v.key} given: {list(given)}", repr(name))
-        g, gl, gh, gs = _per_element(c.grads[name], env, branch_tol)
-        # a form free of the component (a second derivative that is 0 along the axis) has a
-        # trailing dim of 1: the argument's own layout
-        full = np.broadcast_shapes(np.shape(g), np.shape(env[name]))
-        g, gl, gh, gs = (np.broadcast_to(a, full) for a in (g, gl, gh, gs))
-        dm = c.mean_weight_grads.get(name) if rule.divides_by == "mean_weight" else None
-        if dm is not None:
-            # a weighted mean Σ ℓ / Σ m whose weights m depend on this argument: the quotient rule,
-            # ∂/∂a = (∂ℓ/∂a - mean · ∂m/∂a) / Σ m
-            dmv = np.asarray(dm(env), dtype=np.float64)
-            with np.errstate(all="ignore"):
-                corr = np.asarray(value, np.float64) * dmv
-                g, gl, gh = g - corr, gl - corr, gh - corr
-                gs = gs + np.abs(corr) * (n + 2) + np.asarray(vsc) * np.abs(dmv)
-        f = factor[..., None] if squeeze else factor
-        k = keep[..., None] if squeeze else keep
-        with np.errstate(all="ignore"):
-            a, b = gl * f / denom_g, gh * f / denom_g
-            gf = g * f / denom_g
-            out = [
-                np.where(k, gf, 0.0),
-                np.where(k, np.fmin(a, b), 0.0),
-                np.where(k, np.fmax(a, b), 0.0),
-                np.where(
-                    k,
-                    np.maximum(gs * np.abs(f) / abs(denom_g), gs) + np.abs(gf) * (1 + rel_denom) + underflow,
-                    0.0,
-                ),
-            ]
-        # (the upstream factor may be applied before any intermediate of g: its scale is not
-        # shrunk by |f| < 1)
         back = prep.restore[name]
         with np.errstate(over="ignore"):  # rounded to float64 once, here
-            grads[name], glo[name], ghi[name], gsc[name] = (np.asarray(back(o), np.float64) for o in out)
+            restored = [np.asarray(back(o), np.float64) for o in sinks.take(name)]
+        grads[name] = restored[0]
+        if bounds:
+            glo[name], ghi[name], gsc[name] = restored[1:4]
+        else:
+            glo[name] = ghi[name] = restored[0]
         if undefined:
-            # The derivative of an undefined mean is undefined (NaN); an implementation that only
-            # writes the components its formula touches (nll_loss scatters -w_y·u/Σw into the
-            # target entries) leaves the others at 0: accepted there, where g is exactly 0.
-            galt[name] = back(np.where(k & (np.broadcast_to(g, gf.shape) == 0), 0.0, np.nan))
+            galt[name] = restored[-1]
     return Evaluation(spec_loss.name, v.name, value, grads, vlo, vhi, vsc, glo, ghi, gsc, denominator, galt)
+
+
+class _Sinks:
+    """Each gradient's outputs over the whole batch: of the one call, or each chunk's rounded to
+    float64 into an array of the whole (allocated by the first chunk that arrives, from its shapes)."""
+
+    def __init__(self, chunks: list[slice | None], shape: tuple[int, ...]) -> None:
+        self.whole = chunks == [None]
+        self.rows = shape[0] if shape else 0
+        self.got: dict[str, list[Array]] = {}
+        self.lock = threading.Lock()
+
+    def put(self, name: str, s: slice | None, outs: list[Array]) -> None:
+        if self.whole:
+            self.got[name] = outs
+            return
+        with self.lock:
+            got = self.got.setdefault(name, [])
+            got += [np.empty((self.rows, *np.shape(a)[1:]), np.float64) for a in outs[len(got) :]]
+        with np.errstate(over="ignore"):
+            for w, a in zip(self.got[name], outs, strict=True):
+                if a.base is not w:  # (not written in place: :meth:`slot`)
+                    w[s] = a
+
+    def slot(self, name: str, s: slice | None, shape: tuple[int, ...]) -> Array | None:
+        """Where the chunk ``s`` of ``name``'s first output goes (None: the whole at once)."""
+        if self.whole:
+            return None
+        with self.lock:
+            if name not in self.got:
+                self.got[name] = [np.empty((self.rows, *shape[1:]), np.float64)]
+        return self.got[name][0][s]
+
+    def take(self, name: str) -> list[Array]:
+        return self.got.pop(name)
 
 
 def hvp(
@@ -637,6 +822,7 @@ def hvp(
     upstream: Any = None,
     branch_tol: float | None = None,
     underflow: float = 0.0,
+    bounds: bool | None = None,
     **kwargs: Any,
 ) -> Evaluation:
     """Second order: ``∂/∂b ⟨∇L·u, v⟩`` for each argument ``b`` of ``wrt`` (default: every
@@ -693,9 +879,9 @@ def hvp(
             )
         bound[direction(name)] = d
     directed = tuple(n for n in v.differentiable if np.any(np.asarray(bound[direction(n)]) != 0))
-    return _evaluate(
-        spec_loss, hvp_variant(v, directed), bound, reduction, wrt, upstream, branch_tol, underflow
-    )
+    with_bounds = branch_tol is not None if bounds is None else bounds
+    hv = hvp_variant(v, directed)
+    return _evaluate(spec_loss, hv, bound, reduction, wrt, upstream, branch_tol, underflow, with_bounds)
 
 
 def _denominator(rule: ReductionRule, mean_weight: Array, input_shape: tuple[int, ...]) -> np.float64:

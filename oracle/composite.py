@@ -14,11 +14,12 @@ probabilities times the largest logit change), then through the products that fo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from oracle.api import OracleInputError, _float_array, evaluate
+if TYPE_CHECKING:
+    from oracle.api import OracleInputError
 
 Array = np.ndarray[Any, Any]
 
@@ -26,12 +27,14 @@ Array = np.ndarray[Any, Any]
 @dataclass(frozen=True)
 class LinearCEResult:
     value: Array
-    value_scale: Array
+    value_scale: Array | None
     grads: dict[str, Array]
     grad_scale: dict[str, Array]
 
 
 def _fail(arg: str, expected: str, got: object) -> OracleInputError:
+    from oracle.api import OracleInputError
+
     return OracleInputError(f"{arg}: expected {expected}, got {got}")
 
 
@@ -48,11 +51,15 @@ def linear_cross_entropy(
     options: Any = None,
     upstream: Any = None,
     underflow: float = 0.0,
+    bounds: bool = False,
 ) -> LinearCEResult:
     """Value and gradients (w.r.t. input, linear_weight and, if given, linear_bias) in float64;
     ``options`` (torch's chunked path) does not change the function and is not looked at;
     ``underflow`` is the error-scale allowance for one rounded operation's underflow (as for
-    :func:`oracle.evaluate`), added once per rounding of each product and sum."""
+    :func:`oracle.evaluate`), added once per rounding of each product and sum; the error scales are
+    computed only with ``bounds`` (else ``value_scale`` is None and ``grad_scale`` empty)."""
+    from oracle.api import _float_array, evaluate
+
     x = _float_array("input", input)
     w_lin = _float_array("linear_weight", linear_weight)
     if x.ndim not in (1, 2):
@@ -74,15 +81,26 @@ def linear_cross_entropy(
         )
     with np.errstate(all="ignore"):
         z = x @ w_lin.T + b  # (C) or (N, C)
-        s_z = (h + 1) * (np.abs(x) @ np.abs(w_lin).T + np.abs(b))
     kwargs: dict[str, Any] = {"reduction": reduction, "label_smoothing": label_smoothing}
     if weight is not None:
         kwargs["weight"] = weight
     if not probs:
         kwargs["ignore_index"] = -100 if ignore_index is None else ignore_index
-    r = evaluate("cross_entropy", z, t, wrt=("input",), upstream=upstream, underflow=underflow, **kwargs)
-    g, sg = np.asarray(r.grads["input"]), np.asarray(r.grad_scale["input"])
+    r = evaluate(
+        "cross_entropy", z, t, wrt=("input",), upstream=upstream, underflow=underflow, bounds=bounds, **kwargs
+    )
+    del z
+    g = np.asarray(r.grads["input"])
+    if not bounds:
+        with np.errstate(all="ignore"):
+            g2, x2 = np.atleast_2d(g), np.atleast_2d(x)
+            grads = {"input": (g2 @ w_lin).reshape(x.shape), "linear_weight": g2.T @ x2}
+            if linear_bias is not None:
+                grads["linear_bias"] = g2.sum(axis=0)
+        return LinearCEResult(np.asarray(r.value), None, grads, {})
+    sg = np.asarray(r.grad_scale["input"])
     with np.errstate(all="ignore"):
+        s_z = (h + 1) * (np.abs(x) @ np.abs(w_lin).T + np.abs(b))
         zmax = np.max(s_z, axis=-1, keepdims=True)
         value_scale = np.asarray(r.value_scale) + np.sum(np.abs(g) * s_z)  # g already carries the reduction
         sg = sg + 2 * zmax * (np.abs(g) + np.sum(np.abs(g), axis=-1, keepdims=True))

@@ -390,7 +390,9 @@ def _loss_layer(
     import oracle
 
     def ev(x: Array) -> Any:
-        return oracle.evaluate(loss, x, target, reduction="mean", wrt=("input",), underflow=ctx.tiny)
+        return oracle.evaluate(
+            loss, x, target, reduction="mean", wrt=("input",), underflow=ctx.tiny, bounds=True
+        )
 
     r = ev(out)
     g = np.asarray(r.grads["input"])

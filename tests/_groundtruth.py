@@ -121,11 +121,11 @@ def call_oracle(
         dirs = {n: kwargs.pop(direction(n)) for n in v.differentiable if direction(n) in kwargs}
         return oracle.hvp(
             v.loss, directions=dirs, reduction="none", underflow=2.0**-1022, branch_tol=branch_tol,
-            **kwargs, **{**v.selects, **params},
+            bounds=True, **kwargs, **{**v.selects, **params},
         )  # fmt: skip
     # underflow: float64's smallest subnormal in units of eps (see oracle._errscale.UNDERFLOW)
     return oracle.evaluate(
-        v.loss, reduction="none", underflow=2.0**-1022, branch_tol=branch_tol, **kwargs,
+        v.loss, reduction="none", underflow=2.0**-1022, branch_tol=branch_tol, bounds=True, **kwargs,
         **{**v.selects, **params},
     )  # fmt: skip
 

@@ -26,7 +26,7 @@ def _env() -> dict[str, object]:
     x = np.array([[100.0, 0.0, 0.0], [1.0, 2.0, 3.0]])
     return {
         "input": x,
-        "target": np.array([[0], [2]]),
+        "target": np.array([0, 2]),  # one class index per sample (the batch shape)
         "weight": np.ones(3),
         "_C": 3,
         "ignore_index": np.int64(-100),
