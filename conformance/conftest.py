@@ -2,6 +2,11 @@
 
 Test ids carry the loss name (``test_value[cross_entropy-class_index-float32]``); ``--loss`` selects
 exact names. Options and profiles live in ``conformance.plugin``.
+
+Collection imports neither SymPy nor torch (together about ten seconds): the spec's variants, their
+invalid calls and the known divergences come from ``conformance.catalogue``, whose records are the
+parameters until a check runs (``pytest_runtest_setup`` gives the check the spec's own objects), and
+the backend is asked which losses it has by ``conformance.backends.provides``.
 """
 
 from __future__ import annotations
@@ -10,24 +15,35 @@ from typing import Any
 
 import pytest
 
+from conformance import catalogue
+from conformance.backends import provides
 from conformance.plugin import backend_of, selected_losses
+
+#: a check whose loss the backend's ``provides`` said it has: ``loss(name)`` is asked when it runs
+_NEEDS_LOSS = "conformance_needs_loss"
+
+
+def loss_marks(backend: Any, loss: str, reason: str) -> list[Any]:
+    """The marks of a check of ``loss``: a skip with ``reason`` where the backend does not provide
+    it, and where a backend's own ``provides`` answered, the answer's check when the check runs."""
+    if not provides(backend, loss):
+        return [pytest.mark.skip(reason=reason)]
+    if callable(getattr(backend, "provides", None)):
+        return [getattr(pytest.mark, _NEEDS_LOSS)(loss, reason=reason)]
+    return []
 
 
 def _variant_params(config: pytest.Config, prop: str | None = None) -> list[Any]:
-    from spec.derive import all_variants
-
     wanted = selected_losses(config)
     backend = backend_of(config)
     out = []
-    for v in all_variants():
+    for v in catalogue.load().variants:
         if wanted is not None and v.loss not in wanted:
             continue
         if prop is not None and prop not in v.properties:
             continue  # a metamorphic check runs only where the spec declares the property
-        marks = []
-        if backend.loss(v.loss) is None:
-            marks.append(pytest.mark.skip(reason=f"backend {backend.name} does not provide {v.loss}"))
-        elif v.selects:
+        marks = loss_marks(backend, v.loss, f"backend {backend.name} does not provide {v.loss}")
+        if v.selects and not any(m.name == "skip" for m in marks):
             from conformance.harness import unselectable
 
             why = unselectable(backend, v)
@@ -46,14 +62,14 @@ def _wanted(config: pytest.Config, loss: str) -> bool:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     config = metafunc.config
     if "point" in metafunc.fixturenames:  # each convention's special points, from the spec
-        from spec.derive import all_variants
-
         points = [
-            pytest.param(v, c.name, args, id=f"{v.key.replace('[', '-').rstrip(']')}-{c.name}-{n}")
-            for v in all_variants()
+            pytest.param(
+                v, c, catalogue.PointEntry(v.key, i, n), id=f"{v.key.replace('[', '-').rstrip(']')}-{c}-{n}"
+            )
+            for v in catalogue.load().variants
             if _wanted(config, v.loss)
-            for c in v.conventions
-            for n, (args, _) in enumerate(c.points)
+            for i, (c, count) in enumerate(v.conventions)
+            for n in range(count)
         ]
         _parametrize(metafunc, ("variant", "convention", "point"), points)
         return
@@ -66,28 +82,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         for net in NETWORKS.values():
             if not _wanted(config, net.loss):
                 continue
-            marks = []
-            if backend.loss(net.loss) is None:
-                marks.append(pytest.mark.skip(reason=f"backend {backend.name} does not provide {net.loss}"))
+            marks = loss_marks(backend, net.loss, f"backend {backend.name} does not provide {net.loss}")
             for d in DTYPES:
                 if d in backend.dtypes(net.loss):
                     nets.append(pytest.param(net.name, d, id=f"{net.name}-{d}", marks=marks))
         _parametrize(metafunc, ("network", "dtype"), nets)
         return
     if "divergence" in metafunc.fixturenames:
-        from conformance.divergences import DIVERGENCES
-
         ws = [
-            pytest.param(d, n, id=d.id if len(d.witnesses) == 1 else f"{d.id}-{n}")
-            for d in DIVERGENCES
+            pytest.param(d, n, id=d.id if d.witnesses == 1 else f"{d.id}-{n}")
+            for d in catalogue.load().divergences
             if _wanted(config, d.loss)
-            for n in range(len(d.witnesses))
+            for n in range(d.witnesses)
         ]
         _parametrize(metafunc, ("divergence", "witness"), ws)
         return
     if "bad_input" in metafunc.fixturenames:  # the invalid calls of each variant, from the spec
-        from conformance.bad_inputs import bad_inputs
-
         backend = backend_of(config)
         bad = []
         for p in _variant_params(config):
@@ -95,7 +105,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             dtypes = list(backend.dtypes(v.loss))
             dtype: Any = "float32" if "float32" in dtypes or not dtypes else dtypes[0]
             bad += [
-                pytest.param(v, dtype, b, id=f"{p.id}-{b.id}", marks=p.marks) for b in bad_inputs(v, dtype)
+                pytest.param(
+                    v, dtype, catalogue.BadInputEntry(v.key, dtype, b), id=f"{p.id}-{b}", marks=p.marks
+                )
+                for b in v.bad_inputs[dtype]
             ]
         _parametrize(metafunc, ("variant", "dtype", "bad_input"), bad)
         return
@@ -130,11 +143,46 @@ def _parametrize(metafunc: pytest.Metafunc, names: tuple[str, ...], params: list
     metafunc.parametrize(names, params)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Any:
+    """After the fixtures: a loss the backend's ``provides`` said it has asked of ``loss(name)``
+    (a skip with the collection's reason where it is missing after all), and each catalogue record
+    among the check's arguments replaced by the spec's object it stands for."""
+    result = yield
+    needs = item.get_closest_marker(_NEEDS_LOSS)
+    if needs is not None and backend_of(item.config).loss(needs.args[0]) is None:
+        pytest.skip(needs.kwargs["reason"])
+    args: dict[str, Any] = getattr(item, "funcargs", {})
+    for name, value in args.items():
+        if isinstance(value, catalogue.Entry):
+            args[name] = value.resolve()
+    return result
+
+
+def _large_only(item: pytest.Item) -> bool:
+    return item.path.name == "test_large.py"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    drop = [it for it in items if it.get_closest_marker(_EMPTY)]
+    """Drop the checks with nothing selected; under the ``large`` profile, every check but those
+    at an LLM's sizes (``test_large.py``), which the other profiles skip with the reason."""
+    from hypothesis import settings
+
+    large = settings.get_current_profile_name() == "large"
+
+    def unwanted(it: pytest.Item) -> bool:
+        if it.get_closest_marker(_EMPTY):
+            return True
+        if not _large_only(it):
+            return large
+        loss = getattr(it, "callspec", None) and it.callspec.params.get("loss")  # type: ignore[attr-defined]
+        return isinstance(loss, str) and not _wanted(config, loss)
+
+    drop = [it for it in items if unwanted(it)]
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = [it for it in items if not it.get_closest_marker(_EMPTY)]
+        dropped = set(map(id, drop))
+        items[:] = [it for it in items if id(it) not in dropped]
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import functools
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,7 +20,10 @@ import oracle
 from conformance.backends import Backend, DType, Layout
 from conformance.errormodel import Mismatch, branch_tol, compare, underflow
 from conformance.strategies import Case
-from spec import Variant
+
+if TYPE_CHECKING:  # the checks import this module at collection, which imports no SymPy
+    from conformance.catalogue import VariantEntry
+    from spec import Variant
 
 Array = np.ndarray[Any, Any]
 
@@ -135,6 +138,7 @@ def expected(case: Case, *, wrt: Sequence[str] = (), upstream: Array | None = No
             upstream=upstream,
             branch_tol=branch_tol(case.dtype),
             underflow=underflow(case.dtype),
+            bounds=True,
         )
     return dataclasses.replace(ev, warnings=_user_warnings(caught))
 
@@ -422,10 +426,10 @@ def fixed_options(backend: Backend, loss: str) -> frozenset[str]:
     return frozenset(impl.unchecked) if impl is not None else frozenset()
 
 
-def unselectable(backend: Backend, variant: Variant) -> str | None:
+def unselectable(backend: Backend, variant: Variant | VariantEntry) -> str | None:
     """Why ``variant`` cannot be checked on ``backend``: an option that selects it (a function the
     spec names, ``Variant.selects``) that the --impl does not take, or that the backend has no form
-    of (capability "functions"); None when it can."""
+    of (capability "functions"); None when it can. Asked at collection, of the catalogue's entry."""
     from conformance.backends import missing_capability
 
     for option, name in variant.selects.items():

@@ -3,7 +3,9 @@
 Registered as the ``pytest11`` entry point ``conformance.plugin`` (and by the repository's root
 ``conftest.py`` in a clone). It imports neither torch nor SymPy: the backend is imported only when a
 conformance test is collected. In a pytest run that does not collect the suite, the options exist
-but nothing else happens.
+but nothing else happens. Collecting the suite imports neither either (``conformance/conftest.py``):
+the loss names come from ``conformance.catalogue``, the versions of the header from the
+distributions' metadata, and torch-cpu answers without torch (torch-cuda imports it, to ask CUDA).
 """
 
 from __future__ import annotations
@@ -131,11 +133,13 @@ def _active(config: pytest.Config) -> bool:
     return _targets_suite([*config.invocation_params.args, *config.args], config.invocation_params.dir)
 
 
-PROFILES = ("default", "ci", "thorough")
+PROFILES = ("default", "ci", "thorough", "large")
 
 
 def register_profiles() -> None:
-    """Hypothesis profiles: randomised ``default``, derandomised ``ci``, deep ``thorough``.
+    """Hypothesis profiles: randomised ``default``, derandomised ``ci``, deep ``thorough``, and
+    ``large``: the checks at an LLM's sizes alone (``conformance/test_large.py``; fixed draws, so
+    derandomised), which no other profile runs.
 
     No timers (deadline None, ``too_slow`` suppressed: timed checks flake on a loaded machine), no
     example database (each run draws afresh from its seed), and no explain phase (its notes point
@@ -154,6 +158,7 @@ def register_profiles() -> None:
     settings.register_profile("default", max_examples=20, derandomize=False, **common)
     settings.register_profile("ci", max_examples=20, derandomize=True, **common)
     settings.register_profile("thorough", max_examples=500, derandomize=False, **common)
+    settings.register_profile("large", max_examples=20, derandomize=True, **common)
     name = settings.get_current_profile_name()
     settings.load_profile(name if name in PROFILES else "default")
 
@@ -179,6 +184,9 @@ def _check_profile(config: pytest.Config) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "conformance: a check of the loss conformance suite")
     config.addinivalue_line("markers", "conformance_nothing_selected: internal; deselected at collection")
+    config.addinivalue_line(
+        "markers", "conformance_needs_loss(name, reason): internal; skipped if the backend lacks the loss"
+    )
     config._conformance_active = _active(config)  # type: ignore[attr-defined]
     if not config._conformance_active:  # type: ignore[attr-defined]
         return
@@ -303,10 +311,10 @@ def selected_losses(config: pytest.Config) -> list[str] | None:
     raw = config.getoption("conformance_loss")
     if not raw:
         return None
-    from spec import OTHER_LOSSES, REGISTRY
+    from conformance import catalogue
 
     names = [n.strip() for n in raw.split(",") if n.strip()]
-    known = sorted({*REGISTRY, *OTHER_LOSSES})
+    known = list(catalogue.load().losses)
     unknown = [n for n in names if n not in known]
     if unknown:
         raise pytest.UsageError(f"--loss: unknown loss name(s) {unknown}; expected any of {known}")
@@ -323,8 +331,9 @@ def _seed(config: pytest.Config) -> Any:
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if not getattr(config, "_conformance_active", False):
         return None
+    from importlib.metadata import version
+
     import numpy
-    import sympy
     from hypothesis import settings
 
     try:
@@ -339,7 +348,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     from conformance.impl import describe
 
     return [
-        f"conformance: backend {backend.name} ({desc}); numpy {numpy.__version__}, sympy {sympy.__version__}",
+        f"conformance: backend {backend.name} ({desc}); numpy {numpy.__version__}, sympy {version('sympy')}",
         *describe(getattr(backend, "impls", {})),
         f"conformance: hypothesis profile {profile!r} (max_examples {current.max_examples}, "
         f"{'derandomized' if derand else f'seed {seed}; replay with --hypothesis-seed={seed}'}), "

@@ -110,7 +110,7 @@ def check(backend: Any, case: ASMCase) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    from conformance.conftest import _parametrize
+    from conformance.conftest import _parametrize, loss_marks
     from conformance.plugin import backend_of, selected_losses
 
     wanted = selected_losses(metafunc.config)
@@ -123,9 +123,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     if "asm_dtype" not in metafunc.fixturenames:
         return
-    marks = (
-        [] if backend.loss(LOSS) is not None else [pytest.mark.skip(reason=f"{backend.name} has no {LOSS}")]
-    )
+    marks = loss_marks(backend, LOSS, f"{backend.name} has no {LOSS}")
     dtypes = list(backend.dtypes(LOSS)) if wanted is None or LOSS in wanted else []
     _parametrize(metafunc, ("asm_dtype",), [pytest.param(d, id=f"{LOSS}-{d}", marks=marks) for d in dtypes])
 

@@ -10,7 +10,7 @@ The backend's own losses (torch-cpu, torch-cuda, a plug-in backend) are always h
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -18,7 +18,9 @@ from conformance import checks, harness
 from conformance.backends import DType
 from conformance.bad_inputs import BadInput
 from conformance.harness import ConformanceFailure
-from spec import Variant
+
+if TYPE_CHECKING:
+    from spec import Variant
 
 ADVISORY = "advisory for --impl; enforced with --conformance-strict"
 

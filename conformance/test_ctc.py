@@ -126,15 +126,13 @@ def check(backend: Any, case: CTCCase) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    from conformance.conftest import _parametrize
+    from conformance.conftest import _parametrize, loss_marks
     from conformance.plugin import backend_of, selected_losses
 
     wanted = selected_losses(metafunc.config)
     backend = backend_of(metafunc.config)
     on = wanted is None or LOSS in wanted
-    marks = (
-        [] if backend.loss(LOSS) is not None else [pytest.mark.skip(reason=f"{backend.name} has no {LOSS}")]
-    )
+    marks = loss_marks(backend, LOSS, f"{backend.name} has no {LOSS}")
     if "ctc_dtype" in metafunc.fixturenames:
         dtypes = list(backend.dtypes(LOSS)) if on else []
         _parametrize(

@@ -6,14 +6,16 @@ it is an expected failure naming the divergence (a failure under ``--conformance
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from conformance import second_order
-from conformance.divergences import Divergence
 from conformance.harness import ConformanceFailure
 from conformance.harness import check as first_order
+
+if TYPE_CHECKING:  # the records are built from the spec: imported when a witness runs
+    from conformance.divergences import Divergence
 
 
 def test_known_divergence(

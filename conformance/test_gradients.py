@@ -3,7 +3,7 @@ upstream gradient, requested on every non-empty subset of the differentiable inp
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 from conformance.backends import DType
 from conformance.harness import check, expected, fixed_options
 from conformance.strategies import cases, upstream
-from spec import Variant
+
+if TYPE_CHECKING:
+    from spec import Variant
 
 
 @given(data=st.data())

@@ -4,7 +4,7 @@ backend's own results: no oracle value enters these comparisons, only the error 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from hypothesis import assume, given
@@ -14,7 +14,9 @@ from conformance import checks
 from conformance.backends import DType
 from conformance.harness import expected, fixed_options, require
 from conformance.strategies import Case, cases
-from spec import Variant
+
+if TYPE_CHECKING:
+    from spec import Variant
 
 
 def spec_property(name: str) -> Any:

@@ -4,7 +4,7 @@ gradient and a direction along each differentiable input."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import given
@@ -14,7 +14,9 @@ from conformance import second_order, strategies
 from conformance.backends import DType
 from conformance.harness import expected, fixed_options
 from conformance.strategies import cases, upstream
-from spec import Variant
+
+if TYPE_CHECKING:
+    from spec import Variant
 
 
 @given(data=st.data())

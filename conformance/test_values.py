@@ -3,7 +3,7 @@ each other (sum = Σ none; mean = Σ none / the documented denominator)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,7 +12,9 @@ from conformance import checks
 from conformance.backends import DType
 from conformance.harness import fixed_options, require
 from conformance.strategies import cases
-from spec import Variant
+
+if TYPE_CHECKING:
+    from spec import Variant
 
 
 @given(data=st.data())

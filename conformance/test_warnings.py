@@ -11,7 +11,7 @@ input: a missing or extra warning is an expected failure saying so, and a failur
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -20,7 +20,9 @@ from conformance import checks, harness
 from conformance.bad_inputs import valid_case
 from conformance.harness import ConformanceFailure
 from conformance.strategies import Case
-from spec import Variant
+
+if TYPE_CHECKING:
+    from spec import Variant
 
 ADVISORY = "advisory for --impl; enforced with --conformance-strict"
 

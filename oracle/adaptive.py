@@ -16,12 +16,14 @@ later product and sum adds its own roundings (m |a||b|).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from oracle import _kernels
-from oracle.api import OracleInputError, _float_array
+
+if TYPE_CHECKING:
+    from oracle.api import OracleInputError
 
 Array = np.ndarray[Any, Any]
 
@@ -37,6 +39,8 @@ class AdaptiveResult:
 
 
 def _fail(arg: str, expected: str, got: object) -> OracleInputError:
+    from oracle.api import OracleInputError
+
     return OracleInputError(f"{arg}: expected {expected}, got {got}")
 
 
@@ -75,6 +79,8 @@ def adaptive_log_softmax_with_loss(
     upstream: Any = None,
     underflow: float = 0.0,
 ) -> AdaptiveResult:
+    from oracle.api import _float_array
+
     x = _float_array("input", input)
     if x.ndim not in (1, 2):
         raise _fail("input", "shape (in_features) or (N, in_features)", f"shape {x.shape}")

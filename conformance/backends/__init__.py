@@ -47,6 +47,10 @@ class Backend(Protocol):
     the seed networks) is a **capability** (``CAPABILITIES``), declared apart from it, found by the
     methods a backend has; a check that needs one a backend lacks is skipped with that reason, and
     every existing backend keeps working.
+
+    Collecting the suite asks ``dtypes`` and whether each loss is provided (``provides`` below), so
+    these should not import the backend's library: collection stays fast (and, with
+    ``--collect-only``, runs nothing).
     """
 
     name: str
@@ -138,6 +142,15 @@ def missing_capability(backend: Any, name: str) -> str | None:
         return None
     who = getattr(backend, "name", backend)
     return f"backend {who!r} has no {name} capability ({cap.doc}): it lacks {lacks}"
+
+
+def provides(backend: Any, loss: str) -> bool:
+    """Whether ``backend`` has ``loss``, as collecting the suite asks it: by the backend's own
+    ``provides(name)`` where it has one, an answer that need not import its library (torch's takes
+    seconds to import), else by ``loss(name)``. A check whose loss ``provides`` said is there is
+    skipped when it runs if ``loss(name)`` is None after all (``conformance/conftest.py``)."""
+    hint = getattr(backend, "provides", None)
+    return bool(hint(loss)) if callable(hint) else backend.loss(loss) is not None
 
 
 class SecondOrderUnsupported(RuntimeError):

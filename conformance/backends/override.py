@@ -54,6 +54,12 @@ class OverrideBackend:
     def dtypes(self, loss: str) -> Sequence[DType]:
         return self.base.dtypes(loss)
 
+    def provides(self, name: str) -> bool:
+        """A replaced loss is there; any other as the base backend answers (``backends.provides``)."""
+        from conformance.backends import provides
+
+        return name in self.overrides or provides(self.base, name)
+
     def loss(self, name: str) -> Callable[..., Any] | None:
         return self.overrides.get(name) or self.base.loss(name)
 

@@ -1,8 +1,13 @@
-"""PyTorch as a backend, on CPU or CUDA. Imports torch when first used, not when named."""
+"""PyTorch as a backend, on CPU or CUDA. Imports torch when first used, not when named, nor when
+the suite is collected on CPU (availability, versions, losses and functions are answered without
+it: importing torch takes seconds); torch-cuda imports it to ask for a device."""
 
 from __future__ import annotations
 
 import functools
+import importlib.metadata
+import importlib.util
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -59,14 +64,29 @@ def _adaptive_log_softmax_with_loss(
     return torch.func.functional_call(module, dict(params), (input, target))
 
 
-@functools.cache
-def _functions() -> dict[str, Callable[..., Any]]:
-    torch = _torch()
-    F = torch.nn.functional
-    return {  # each exactly as its spec.embedding.DISTANCES entry's ``torch`` field (tests check it)
-        "cosine_distance": lambda x, y: 1.0 - F.cosine_similarity(x, y, dim=-1),
-        "squared_euclidean_distance": lambda x, y: (x - y).pow(2).sum(-1),
-    }
+def _version() -> str:
+    """torch's version from its distribution's metadata (importing torch only for a build that has
+    none): the same string as ``torch.__version__``."""
+    try:
+        return importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return str(_torch().__version__)
+
+
+def _cosine_distance(x: Any, y: Any) -> Any:
+    return 1.0 - _torch().nn.functional.cosine_similarity(x, y, dim=-1)
+
+
+def _squared_euclidean_distance(x: Any, y: Any) -> Any:
+    return (x - y).pow(2).sum(-1)
+
+
+#: each exactly as its spec.embedding.DISTANCES entry's ``torch`` field (tests check it); torch is
+#: imported when one is called, not when the suite asks for it at collection (``Variant.selects``)
+_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "cosine_distance": _cosine_distance,
+    "squared_euclidean_distance": _squared_euclidean_distance,
+}
 
 
 class TorchBackend:
@@ -83,6 +103,8 @@ class TorchBackend:
         p.text(repr(self))
 
     def unavailable(self) -> str | None:
+        if self.device == "cpu":  # installed is enough: a torch that fails to import fails each check
+            return None if importlib.util.find_spec("torch") is not None else "torch is not installed"
         try:
             torch = _torch()
         except ImportError as e:
@@ -95,14 +117,19 @@ class TorchBackend:
         return None
 
     def describe(self) -> Mapping[str, str]:
-        torch = _torch()
-        dev = torch.cuda.get_device_name(0) if self.device == "cuda" else "cpu"
-        return {"device": dev, "torch": torch.__version__}
+        dev = _torch().cuda.get_device_name(0) if self.device == "cuda" else "cpu"
+        return {"device": dev, "torch": _version()}
 
     def dtypes(self, loss: str) -> Sequence[DType]:
         if self.device == "cpu" and loss in _CPU_FLOAT_DOUBLE_ONLY:
             return ("float64", "float32")
         return ("float64", "float32", "float16", "bfloat16")
+
+    def provides(self, name: str) -> bool:
+        """Whether ``loss(name)`` is a callable (``conformance.backends.provides``), without importing
+        torch while it is not yet imported: torch has every loss the spec names (the spec is written
+        from torch.nn.functional); an older torch that lacks one skips its checks when they run."""
+        return "torch" not in sys.modules or self.loss(name) is not None
 
     def loss(self, name: str) -> Callable[..., Any] | None:
         if name == "linear_cross_entropy[chunked]":
@@ -115,7 +142,7 @@ class TorchBackend:
         """The torch callable for a function the spec names (``spec.embedding.DISTANCES``: the
         ``distance_function`` of triplet_margin_with_distance_loss), written as its ``torch`` field
         says; None for a name it does not know."""
-        return _functions().get(name)
+        return _FUNCTIONS.get(name)
 
     def train(
         self,
