@@ -22,6 +22,9 @@ import pytest
 torch = pytest.importorskip("torch", reason="the benchmarks compare with torch-cpu")
 F = torch.nn.functional
 
+#: kl_div's default reduction warns (in torch and the oracle, as torch's contract says); timed as is
+pytestmark = pytest.mark.filterwarnings("ignore:reduction. 'mean' divides the total loss:UserWarning")
+
 ROUNDS = 3  # each side: the min of three runs (the first of them warm: inputs are built before)
 
 
