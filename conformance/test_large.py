@@ -55,9 +55,16 @@ def test_cross_entropy_at_llm_scale(backend: Any, loss: str, options: dict[str, 
     w64 = rng.uniform(0.5, 2.0, C) if options.get("weight") else None
     kw = {k: v for k, v in options.items() if k != "weight"}
     fn = backend.loss(loss)
+    hits = []
     for dtype in _dtypes(backend, loss):
         x = np.asarray(round_to(x64, dtype))  # the inputs the backend sees, exactly
         w = None if w64 is None else np.asarray(round_to(w64, dtype))
+        d = _known(
+            backend, loss, dtype, {"input": x, "target": t, **({} if w is None else {"weight": w})}, kw
+        )
+        if d is not None:  # a known divergence of the backend (its witness is checked on its own)
+            hits.append(f"{dtype}: {d.id}")
+            continue
         tx = backend.tensor(x, dtype, requires_grad=True)
         extra: dict[str, Any] = {} if w is None else {"weight": backend.tensor(w, dtype)}
         out = fn(tx, backend.tensor(t, dtype), **extra, **kw)
@@ -70,6 +77,19 @@ def test_cross_entropy_at_llm_scale(backend: Any, loss: str, options: dict[str, 
         _judge(backend, "gradient w.r.t. input", g, exp.grads["input"], exp.grad_lo["input"],
                exp.grad_hi["input"], exp.grad_scale["input"], dtype)  # fmt: skip
         del tx, out, g, exp
+    if hits:
+        pytest.xfail(f"the other dtypes pass; known divergences of {backend.name} here: {', '.join(hits)}")
+
+
+def _known(backend: Any, loss: str, dtype: DType, arrays: dict[str, Any], options: dict[str, Any]) -> Any:
+    """The known divergence (``conformance.divergences``) this call at scale hits, as the checks ask."""
+    from conformance.divergences import known
+    from conformance.strategies import Case
+    from spec import REGISTRY
+
+    v = REGISTRY[loss].variant("class_index")
+    case = Case(loss, v.name, dtype, arrays, {**{p.name: p.default for p in v.params}, **options}, "mean")
+    return known(backend, case, ("input",))
 
 
 @pytest.mark.parametrize("path", ["reference", "chunked"])
