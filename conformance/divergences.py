@@ -638,6 +638,17 @@ def _poisson_reciprocal_overflows(case: Case, wrt: Sequence[str]) -> bool:
     return bool(np.any(np.abs(x) < 1.0 / _FINFO[case.dtype][1]))
 
 
+def _poisson_stirling_double_backward_nan(case: Case, wrt: Sequence[str]) -> bool:
+    """Second order, full=True: some target t is in (0, 2/max] of the dtype (t rounded to it)."""
+    from conformance.errormodel import _FINFO
+
+    if "target" not in wrt or not case.options.get("full"):
+        return False
+    t = round_to(np.asarray(case.arrays["target"], np.float64), case.dtype)
+    edge = float(round_to(np.asarray(2.0 / _FINFO[case.dtype][1]), case.dtype))
+    return bool(np.any((t > 0) & (t <= edge)))
+
+
 DIVERGENCES: tuple[Divergence, ...] = (
     Divergence(
         id="bce-float16-grad-0-over-0",
@@ -1060,6 +1071,48 @@ DIVERGENCES: tuple[Divergence, ...] = (
         hvp={
             "upstream": np.array(2.0),
             "directions": {"input": np.array([0.5, 0.5, 0.5, -0.5]), "target": np.array(2.0)},
+        },
+    ),
+    Divergence(
+        id="poisson-nll-full-stirling-double-backward-nan",
+        backends="torch-*",
+        loss="poisson_nll_loss",
+        dtypes=("float64", "float32", "float16", "bfloat16"),
+        library="torch",
+        versions="2.13.*",
+        reason=(
+            "second order, full=True: the target's Hessian-vector product is NaN at a target t "
+            "with 0 < t <= 2/max of the dtype, where the Stirling term is masked to 0 (t <= 1) and "
+            "so is each of its derivatives in the spec: torch's double backward of the masked "
+            "term forms an intermediate that overflows to inf there and multiplies it by the "
+            "mask's 0. The first-order gradient is right (the spec's). Measured on torch "
+            "2.13.0+cpu (found by the default profile, --hypothesis-seed=617472154): "
+            "poisson_nll_loss([0.], [1.4e-45], log_input=False, full=True, reduction='none'), "
+            "float32, upstream 0.5, directions input 0.5, target 2 -> the target's product nan "
+            "(spec -2.5e7, the mixed term -u·v_x/(x + eps)); float64 target 5e-324 the same. "
+            "The boundary, scanned over every float16 and bfloat16 value in (0, 1) and 20000 "
+            "log-spaced float32 and float64 ones, with the seven values around it checked bit "
+            "by bit: NaN exactly where t <= 2/max rounded to the dtype."
+        ),
+        hits=_poisson_stirling_double_backward_nan,
+        witnesses=tuple(
+            (
+                Case(
+                    "poisson_nll_loss",
+                    "default",
+                    dtype,
+                    {"input": np.array([0.0]), "target": np.array([t])},
+                    {"log_input": False, "full": True, "eps": 1e-8},
+                    "none",
+                ),
+                ("input", "target"),
+            )
+            for dtype, t in (("float32", 1.401298464324817e-45), ("float64", 5e-324))
+        ),
+        order=2,
+        hvp={
+            "upstream": np.array([0.5]),
+            "directions": {"input": np.array([0.5]), "target": np.array([2.0])},
         },
     ),
     Divergence(
