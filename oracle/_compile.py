@@ -52,13 +52,19 @@ class Form:
 
 @dataclass(frozen=True)
 class Compiled:
-    variant: Variant
-    forms: ClosedForms
+    """A variant's lowered forms: what evaluating it needs, and no SymPy expression (the disk
+    cache's copy of a ``Lowered`` is its source; see there)."""
+
+    key: str
     value: Form
     grads: Mapping[str, Form]
     mean_weight: Lowered
     #: ∂(mean_weight)/∂a for each differentiable argument the mean's weights depend on
     mean_weight_grads: Mapping[str, Lowered]
+
+    @property
+    def variant(self) -> Variant:
+        return variant_by_key(self.key)
 
 
 def _names(v: Variant) -> tuple[str, ...]:
@@ -147,13 +153,13 @@ def _form(
             lower(_decision_scale(decisions, m), names, idx),
             None if (ex := exact_boundary(m)) is None else lower(ex, names, idx),
         )
-        for m in fn.switches
+        for m in fn.switches or ()
     )
     sc = lower(scale(e), names, idx, out)
     # only the scale's branches on the same conditions as fn's (the others are the scale's own
     # case splits, not decisions a rounding can flip)
-    known = {_canon(m): n for n, m in enumerate(fn.switches)}
-    return Form(fn, sc, switches, tuple(known.get(_canon(m), -1) for m in sc.switches))
+    known = {_canon(m): n for n, m in enumerate(fn.switches or ())}
+    return Form(fn, sc, switches, tuple(known.get(_canon(m), -1) for m in sc.switches or ()))
 
 
 def _canon(e: sp.Expr) -> sp.Expr:
@@ -185,7 +191,7 @@ def compiled(key: str) -> Compiled:
     try:
         with path.open("rb") as f:
             got = pickle.load(f)
-        if isinstance(got, Compiled) and got.variant.key == key:
+        if isinstance(got, Compiled) and got.key == key:
             return got
     except Exception:  # any unreadable cache entry is rebuilt
         pass
@@ -208,8 +214,7 @@ def _build(key: str) -> Compiled:
     decisions = _decisions(forms.value)
     options = frozenset(p.name for p in v.params if p.kind not in ("flag", "choice") and not p.integer)
     return Compiled(
-        variant=v,
-        forms=forms,
+        key=key,
         value=_form(forms.value, names, idx, out, decisions, options),
         grads={n: _form(g, names, idx, out, decisions, options) for n, g in forms.grads.items()},
         mean_weight=lower(v.mean_weight, names, idx, out),

@@ -583,12 +583,16 @@ class Lowered:
     ``labels`` (the dummies still free in it, e.g. the gradient component ``j``). ``flips`` maps a
     switch number to a boolean mask of elements whose branch is taken the other way. ``switches``
     are the margins of the branches, in the same numbering, as SymPy expressions.
+
+    A copy from the disk cache (``oracle._compile``) is its source alone: ``expr`` and ``switches``
+    are None there. Only building a variant's forms needs them, and unpickling SymPy expressions
+    is slow (they are rebuilt node by node: 20 s for triplet_margin_loss's second-order entry).
     """
 
-    expr: sp.Expr
+    expr: sp.Expr | None
     source: str
     fn: Callable[[Mapping[str, Array], Mapping[int, Array]], Array]
-    switches: tuple[sp.Expr, ...]
+    switches: tuple[sp.Expr, ...] | None
     labels: Labels = ()
 
     def __call__(
@@ -607,17 +611,17 @@ class Lowered:
             return self.fn(env, flips or {})
 
     def __reduce__(self) -> tuple[Any, ...]:  # pickled as its source (see oracle._compile's cache)
-        return (_from_source, (self.expr, self.source, self.switches, self.labels))
+        return (_from_source, (self.source, self.labels))
 
 
-def _exec(source: str, expr: sp.Expr) -> Callable[[Mapping[str, Array], Mapping[int, Array]], Array]:
+def _exec(source: str) -> Callable[[Mapping[str, Array], Mapping[int, Array]], Array]:
     ns = dict(_NAMESPACE)
     exec(compile(source, "<lowered>", "exec"), ns)  # (printing a large expr for a name: minutes)
     return ns["_lowered"]  # type: ignore[return-value]
 
 
-def _from_source(expr: sp.Expr, source: str, switches: tuple[sp.Expr, ...], labels: Labels = ()) -> Lowered:
-    return Lowered(expr, source, _exec(source, expr), switches, labels)
+def _from_source(source: str, labels: Labels = ()) -> Lowered:
+    return Lowered(None, source, _exec(source), None, labels)
 
 
 @functools.cache  # a form's switches and their scales repeat across a variant's forms
@@ -657,7 +661,7 @@ def lower(
     unpack = "".join(f"    {n} = env[{n!r}]\n" for n in wanted if n in text)
     assigns = "".join(ln + "\n" for ln in lines)
     source = f"def _lowered(env, _flips):\n{unpack}{assigns}    return {result}\n"
-    fn = _exec(source, expr)
+    fn = _exec(source)
     full: dict[sp.Basic, sp.Basic] = {}  # each temporary in terms of the original symbols, once
     for t, e in temps:
         full[t] = e.xreplace(full)
