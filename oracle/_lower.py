@@ -254,7 +254,7 @@ class _Lowerer:
                 src = f"({_SIZES[size]} * {src})"
                 continue
             axis = labels.index(d) - len(labels)
-            src = f"numpy.sum({src}, axis={axis})"
+            src = f"numpy.add.reduce({src}, axis={axis})"  # (numpy.sum without its wrappers)
             labels = tuple(x for x in labels if x != d)
         return _Code(src, labels)
 
