@@ -657,6 +657,76 @@ def _poisson_stirling_double_backward_nan(case: Case, wrt: Sequence[str]) -> boo
     return bool(np.any((t > 0) & (t <= edge)))
 
 
+def _mean_of_sum_overflows(case: Case, wrt: Sequence[str]) -> bool:
+    """The mean (batchmean) is formed from the sum over the batch, and the exact sum (weighted as
+    the mean's numerator is) exceeds the dtype's largest value."""
+    import oracle
+    from conformance.errormodel import _FINFO
+
+    if case.reduction not in _MEAN_OF_SUM[case.loss][1]:
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        arrays: dict[str, Any] = dict(case.arrays)
+        r = oracle.evaluate(case.loss, reduction="sum", wrt=(), **arrays, **case.options)
+    with np.errstate(all="ignore"):
+        return bool(abs(float(r.value)) > _FINFO[case.dtype][1])
+
+
+def _mean_of_sum_witness(loss: str, variant: str) -> Case:
+    """float16, 4 samples whose loss is 20000 each: the sum 80000 overflows, the mean does not."""
+    x = np.zeros((4, 3))
+    x[:, 0] = -20000.0
+    target = np.zeros(4, dtype=np.int64)
+    by_loss: dict[str, dict[str, np.ndarray[Any, Any]]] = {
+        "cross_entropy": {"input": x, "target": target},
+        "nll_loss": {"input": x, "target": target},  # log-probabilities: -x[t] = 20000
+        "kl_div": {"input": np.full(4, -20000.0), "target": np.ones(4)},
+    }
+    arrays = by_loss[loss]
+    if variant == "probabilities":
+        arrays = {"input": x, "target": np.eye(3)[target]}
+    return Case(loss, variant, "float16", arrays, _MEAN_OF_SUM[loss][2], _MEAN_OF_SUM[loss][1][0])
+
+
+#: the losses whose reduction divides a sum formed in the dtype: their variants, those reductions,
+#: and the witnesses' options
+_MEAN_OF_SUM: dict[str, tuple[tuple[str, ...], tuple[str, ...], dict[str, Any]]] = {
+    "cross_entropy": (("class_index", "probabilities"), ("mean",), {"label_smoothing": 0.0}),
+    "nll_loss": (("default",), ("mean",), {"ignore_index": -100}),
+    "kl_div": (("default",), ("batchmean",), {"log_target": False}),
+}
+
+
+def _means_of_sums() -> tuple[Divergence, ...]:
+    return tuple(
+        Divergence(
+            id=f"{loss.replace('_', '-')}-{reductions[0]}-of-sum-overflow",
+            backends="torch-*",
+            loss=loss,
+            dtypes=("float64", "float32", "float16", "bfloat16"),
+            library="torch",
+            versions="2.13.*",
+            reason=(
+                f"reduction={reductions[0]!r} is the sum over the batch divided by the batch's "
+                "size (total weight), the sum formed in the input's dtype: inf where the exact "
+                "sum exceeds the dtype's largest value and the exact mean does not. Measured on "
+                "torch 2.13.0+cpu: cross_entropy on float16 logits (4, 3) with column 0 at -20000, "
+                "targets 0 -> inf (exact 20000; 2 samples give 20000), the same with probability "
+                "targets, nll_loss, and kl_div(full(8, -20000.), ones(8), "
+                "reduction='batchmean'); bfloat16 at -1e38 and float32 at -3e38 the same (8 "
+                "samples); and on 4096 x 32000 logits of spread 4 in float16 (the large profile), "
+                "a mean loss of 18.1 -> inf. The gradients are right (the spec's). The "
+                "elementwise losses' means (mse_loss, l1_loss, binary_cross_entropy, ...) do not "
+                "overflow there: torch's mean accumulates wider."
+            ),
+            hits=_mean_of_sum_overflows,
+            witnesses=tuple((_mean_of_sum_witness(loss, v), ()) for v in variants),
+        )
+        for loss, (variants, reductions, _) in _MEAN_OF_SUM.items()
+    )
+
+
 DIVERGENCES: tuple[Divergence, ...] = (
     Divergence(
         id="bce-float16-grad-0-over-0",
@@ -1006,6 +1076,7 @@ DIVERGENCES: tuple[Divergence, ...] = (
         ),
     ),
     *_weighted_means(),
+    *_means_of_sums(),
     _weighted_mean_double_backward("l1_loss"),
     _weighted_mean_double_backward("mse_loss"),
     _empty_batch_garbage("multi_margin_loss"),
