@@ -25,6 +25,7 @@ from conformance.harness import (
     backend_options,
     fail,
     guarded,
+    outside_range_rejected,
     reject_known,
     require_capability,
 )
@@ -43,7 +44,7 @@ TORCH_UNSUPPORTED: dict[str, str] = {
 def expected(
     case: Case, wrt: Sequence[str], upstream: Array, directions: Mapping[str, Array]
 ) -> oracle.Evaluation:
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), outside_range_rejected():
         warnings.simplefilter("ignore", UserWarning)  # the first-order checks judge the warnings
         return oracle.hvp(
             case.loss, **case.arrays, **case.options, directions=dict(directions),

@@ -106,8 +106,16 @@ def test_linear_cross_entropy_at_llm_scale(backend: Any, loss: str, path: str) -
     x64 = rng.standard_normal((N, H))
     w64 = 4.0 * rng.standard_normal((C, H)) / np.sqrt(H)
     t = rng.integers(0, C, N)
+    hits = []
     for dtype in _dtypes(backend, name):
         x, w = (np.asarray(round_to(a, dtype)) for a in (x64, w64))
+        if path == "reference":  # torch's reference path is cross_entropy of linear(input, weight)
+            logits = np.asarray(round_to(x @ w.T, dtype))
+            d = _known(backend, "cross_entropy", dtype, {"input": logits, "target": t}, {})
+            del logits
+            if d is not None:  # a known divergence of the backend's cross_entropy
+                hits.append(f"{dtype}: {d.id} (the reference path is cross_entropy of the logits)")
+                continue
         tx, tw = backend.tensor(x, dtype, requires_grad=True), backend.tensor(w, dtype, requires_grad=True)
         extra: dict[str, Any] = {"options": {}} if path == "chunked" else {}
         out = fn(tx, tw, backend.tensor(t, dtype), **extra)
@@ -119,3 +127,5 @@ def test_linear_cross_entropy_at_llm_scale(backend: Any, loss: str, path: str) -
             e = exp.grads[what]
             _judge(backend, f"gradient w.r.t. {what}", got, e, e, e, exp.grad_scale[what], dtype)
         del tx, tw, out, gx, gw, exp
+    if hits:
+        pytest.xfail(f"the other dtypes pass; known divergences of {backend.name} here: {', '.join(hits)}")

@@ -11,9 +11,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from oracle.api import Evaluation, OracleInputError, evaluate, hvp, loss_value, select_variant
+    from oracle.api import (
+        Evaluation,
+        OracleInputError,
+        OracleRangeError,
+        evaluate,
+        hvp,
+        loss_value,
+        select_variant,
+    )
 
-__all__ = ["Evaluation", "OracleInputError", "evaluate", "hvp", "loss_value", "select_variant"]
+__all__ = [
+    "Evaluation",
+    "OracleInputError",
+    "OracleRangeError",
+    "evaluate",
+    "hvp",
+    "loss_value",
+    "select_variant",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -208,3 +208,45 @@ def softmax_minus_onehot(x: Array, idx: Array) -> Array:
     here = np.take_along_axis(out, at, axis=-1)
     np.put_along_axis(out, at, np.where(valid[..., None], -others / total, here), axis=-1)
     return out
+
+
+class OracleRangeError(ArithmeticError):
+    """The input lies outside the range in which the oracle's float64 forms are exact enough: it
+    refuses rather than answer wrongly (see :data:`POWER_SUM_RANGE`)."""
+
+
+#: log2 of the largest float64 power of 2 a refused range keeps clear of (1021: a margin of 2 below
+#: the overflow threshold's 1024, for the factors the forms multiply it by)
+_RANGE_LOG2 = 1021.0
+
+
+def power_sum_range(p: float) -> tuple[float, float]:
+    """Where a sum of powers ``s = Σ_k |b_k|^p`` (a p-norm's) of bases not all 0 may lie: the forms
+    raise it to powers down to ``1/p - 2`` (a second derivative's ``s^(1/p - 2)``), which float64
+    holds, overflowing neither way, only for ``|log2 s| <= 1021 / (2 - 1/p)``: p = 1, s down to
+    2^-1021; p = 2, 2^-680.7 (differences of about 1e-103); large p, 2^-510.5. Outside it
+    (``pairwise_distance`` of differences whose squares' sum underflows), the float64 forms give 0
+    or NaN where the spec's gradient is ``u / ||u||``."""
+    e = _RANGE_LOG2 / (2.0 - 1.0 / max(float(p), 1.0))
+    return 2.0**-e, 2.0**e
+
+
+def power_sum(terms: Array, base: Array, p: Any, axis: int) -> Array:
+    """``Σ terms`` along ``axis``, ``terms = |base|^p``: raises :class:`OracleRangeError` where the
+    sum leaves :func:`power_sum_range` while its bases are finite and not all 0."""
+    s = np.add.reduce(terms, axis=axis)
+    lo, hi = power_sum_range(p)
+    with np.errstate(invalid="ignore"):
+        out = (s < lo) | (s > hi)
+    if np.any(out):
+        m = np.max(np.abs(np.broadcast_to(base, np.shape(terms))), axis=axis)
+        bad = out & (m > 0) & np.isfinite(m)
+        if np.any(bad):
+            at = tuple(int(i) for i in np.argwhere(bad)[0]) if np.ndim(bad) else ()
+            raise OracleRangeError(
+                f"a sum of powers Σ|b|^p (a p-norm's, p = {float(p)!r}) is {float(s[at])!r} at {at}, "
+                f"with max |b| = {float(m[at])!r}: outside [{lo!r}, {hi!r}], where the oracle's "
+                "float64 forms (its powers down to s^(1/p - 2)) are not exact; the oracle refuses "
+                "this input rather than answer wrongly"
+            )
+    return s

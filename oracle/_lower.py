@@ -46,6 +46,7 @@ from oracle._stable import (
     SquareOver,
 )
 from spec import NAMED_AXES
+from spec._core import clamped, root
 
 Array = np.ndarray[Any, Any]
 Labels = tuple[sp.Symbol, ...]
@@ -102,6 +103,7 @@ class _Lowerer:
         self.keyed: dict[tuple[Any, ...], int] = {}  # steps' conditions -> their switch
         self.temps: dict[sp.Symbol, Labels] = {}  # common subexpressions: their labels
         self.temp_exprs: dict[sp.Symbol, sp.Expr] = {}  # and what they stand for
+        self.norm_sums: frozenset[sp.Expr] = frozenset()  # sums of powers under a norm's root
 
     # -- alignment ----------------------------------------------------------------------------
     @staticmethod
@@ -241,9 +243,28 @@ class _Lowerer:
         (bs, ps), to = self.combine([base, self.lower(p)])
         return _Code(f"{bs} ** {ps}", to)
 
+    def _power_base(self, f: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
+        """``(b, p)`` where ``f`` (through the temporaries) is ``|b|^p`` or ``b^(2k)``: a sum of
+        powers, whose range the oracle checks (``_k.power_sum``)."""
+        while isinstance(f, sp.Symbol) and f in self.temp_exprs:
+            f = self.temp_exprs[f]
+        if not isinstance(f, sp.Pow):
+            return None
+        b, p = f.args  # b itself (a temporary, or an expression of them): max |b| is all it needs
+        full = b
+        while isinstance(full, sp.Symbol) and full in self.temp_exprs:
+            full = self.temp_exprs[full]
+        return (b, p) if isinstance(full, sp.Abs) or (p.is_Integer and p.is_even and p > 0) else None
+
     def sum(self, e: sp.Sum) -> _Code:
         body = self.lower(e.function)
         src, labels = self.align(body, body.labels), body.labels
+        base = self._power_base(e.function) if len(e.limits) == 1 else None
+        if base is not None:  # a sum of powers whose p-th root is a norm, not one clamped below
+            full = e
+            while full.has(*self.temp_exprs):
+                full = full.xreplace(self.temp_exprs)
+            base = base if full in self.norm_sums else None
         for d, lo, hi in e.limits:
             if d not in _DUMMIES:
                 raise NotImplementedError(f"a sum over {d}, not a dummy of a named axis: {e}")
@@ -254,7 +275,12 @@ class _Lowerer:
                 src = f"({_SIZES[size]} * {src})"
                 continue
             axis = labels.index(d) - len(labels)
-            src = f"numpy.add.reduce({src}, axis={axis})"  # (numpy.sum without its wrappers)
+            b, p = (self.lower(base[0]), self.lower(base[1])) if base is not None else (None, None)
+            if b is not None and p is not None and set(b.labels) <= set(labels) and not p.labels:
+                # a sum of powers under a norm: its range checked
+                src = f"_k.power_sum({src}, {self.align(b, labels)}, {p.src}, axis={axis})"
+            else:
+                src = f"numpy.add.reduce({src}, axis={axis})"  # (numpy.sum without its wrappers)
             labels = tuple(x for x in labels if x != d)
         return _Code(src, labels)
 
@@ -544,6 +570,17 @@ def _rebuild(e: sp.Basic, f: Callable[[sp.Basic], sp.Basic], memo: dict[sp.Basic
     return out
 
 
+def _norm_sums(e: sp.Expr) -> frozenset[sp.Expr]:
+    """The sums ``s`` of ``root(s, p)`` (a p-norm) in ``e`` whose root is not clamped below
+    (``clamped(root(s, 2), eps)``, cosine_similarity's norm, is at least eps however ``s``
+    underflows, and its gradient's ``s^(-1/2)`` term is multiplied by the vector again): where such
+    an ``s`` underflows, the norm's gradient ``u / ||u||`` is lost (``_k.power_sum``)."""
+    under_clamp = {c.args[0] for c in e.atoms(clamped) if isinstance(c.args[0], root)}
+    return frozenset(
+        r.args[0] for r in e.atoms(root) if r not in under_clamp and isinstance(r.args[0], sp.Sum)
+    )
+
+
 def _wrap_sums(e: sp.Expr) -> sp.Expr:
     """Sums of three or more computed terms, and sums of an inexact constant and a computed term
     (SymPy folds ``1 - x + eps`` into ``(1 + eps) - x``, and ``1 + eps`` rounded loses eps where
@@ -644,7 +681,9 @@ def lower(
     # holding a summation dummy too: a temporary is an array labelled like what it stands for, and
     # the same labelled array under two sums over the same dummy has the same values. Sizes stay
     # out of temporaries, so that every sum's limits keep their literal form.
-    temps, (reduced,) = sp.cse(_wrap_sums(expr), symbols=sp.numbered_symbols("_t"), ignore=tuple(_SIZES))
+    wrapped = _wrap_sums(expr)
+    lw.norm_sums = _norm_sums(wrapped)
+    temps, (reduced,) = sp.cse(wrapped, symbols=sp.numbered_symbols("_t"), ignore=tuple(_SIZES))
     lines = []
     for t, e in temps:
         c = lw.lower(e)

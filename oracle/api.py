@@ -39,6 +39,9 @@ class OracleInputError(ValueError):
     """An argument the loss does not accept: names the argument and what was expected."""
 
 
+OracleRangeError = _k.OracleRangeError  # valid input outside the range where the oracle is exact
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """The value of the reduced loss and the gradient w.r.t. each requested argument.

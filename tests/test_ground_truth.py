@@ -71,7 +71,12 @@ def regression(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def _check(key: str, arrays: dict[str, Any], params: dict[str, Any] | None = None) -> None:
-    bad = [r.describe() for r in gt.records(key, arrays, params) if not r.ok]
+    try:
+        records = gt.records(key, arrays, params)
+    except oracle.OracleRangeError:  # refused, not answered wrongly: tests/test_oracle_range.py
+        assume(False)
+        return
+    bad = [r.describe() for r in records if not r.ok]
     assert not bad, "\n".join(bad)
 
 
