@@ -115,17 +115,20 @@ def log_add(a: Array, b: Array) -> Array:
 def add(*terms: Array) -> Array:
     """A sum of several terms, compensated (TwoSum on each partial sum, the errors summed apart):
     ``(eps + a) - b`` with a = b = 3.5e13 is eps, not 0 (a p-norm's difference a - b + eps,
-    whose sign is the gradient's). Where the sum is not finite, the plain sum."""
-    with np.errstate(divide="ignore", invalid="ignore", under="ignore"):  # (overflow: the caller's)
-        s = np.asarray(terms[0])
-        err: Array | float = 0.0
-        for t in terms[1:]:
-            t = np.asarray(t)
-            new = s + t
-            bb = new - s
-            err = err + ((s - (new - bb)) + (t - bb))
-            s = new
-        return np.where(np.isfinite(s), s + err, s)
+    whose sign is the gradient's). Where the sum is not finite, the plain sum.
+
+    Called by lowered code alone, under its floating-point settings (``oracle._lower.Lowered``:
+    everything ignored but overflow, which is the caller's): no ``errstate`` of its own, whose
+    entry and exit cost as much as the arithmetic on a test's small arrays."""
+    s = np.asarray(terms[0])
+    err: Array | float = 0.0
+    for t in terms[1:]:
+        t = np.asarray(t)
+        new = s + t
+        bb = new - s
+        err = err + ((s - (new - bb)) + (t - bb))
+        s = new
+    return np.where(np.isfinite(s), s + err, s)
 
 
 def exact_sum(a: Array, b: Array) -> Array:
