@@ -460,8 +460,15 @@ def _per_element(
                         other = np.asarray(form.fn(env, {n: mask}), dtype=dtype)
                         other = np.where(np.isnan(other) & ~np.isnan(val), val, other)
                         lo, hi = np.fmin(lo, other), np.fmax(hi, other)
-            if len(nears) > 1:  # every near decision taken the other way at once
-                other = np.asarray(form.fn(env, nears), dtype=dtype)
+            # switches on one margin are one decision taken the other way together (a step's
+            # halves, H(m) = (H(m > 0) + H(m >= 0))/2: one alone is the tie's 1/2, not the other
+            # side); and every near decision at once
+            groups: dict[str, dict[int, Array]] = {}
+            for n, near in nears.items():
+                groups.setdefault(form.switches[n].margin.source, {})[n] = near
+            joint = [g for g in groups.values() if 1 < len(g) < len(nears)]
+            for flips in [*joint, *([nears] if len(nears) > 1 else [])]:
+                other = np.asarray(form.fn(env, flips), dtype=dtype)
                 other = np.where(np.isnan(other) & ~np.isnan(val), val, other)
                 lo, hi = np.fmin(lo, other), np.fmax(hi, other)
             # the error scale of the other side too, with the same condition flipped in it
@@ -469,6 +476,11 @@ def _per_element(
             # of them together
             alts = [{k: nears[i] for k, j in enumerate(form.scale_map) if j == i} for i in nears]
             alts = [a for a in alts if a]
+            alts += [
+                alt
+                for g in joint
+                if len(alt := {k: g[j] for k, j in enumerate(form.scale_map) if j in g}) > 1
+            ]
             if len(alts) > 1:
                 alts.append({k: f for a in alts for k, f in a.items()})
             for alt in alts:  # (a side whose scale is not finite is undefined there: kept out,

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
+import oracle
 from oracle._compile import compiled, stable_forms
 from oracle._lower import lower
 from oracle._stable import elementary
@@ -313,3 +314,23 @@ def test_error_scale_of_a_multi_limit_sum_lowers() -> None:
     s_two = lower(scale(two), ("input", "_underflow"), frozenset(), out=(j,))(env)
     s_nested = lower(scale(nested), ("input", "_underflow"), frozenset(), out=(j,))(env)
     assert np.array_equal(s_two, s_nested) and float(np.asarray(s_two).ravel()[0]) > 0
+
+
+def test_a_steps_halves_flip_together() -> None:
+    """A decision near its boundary is also taken wholly the other way, not only to the tie: the
+    swap's min in triplet_margin_with_distance_loss differentiates to a step written as two halves
+    (H(m > 0) + H(m >= 0))/2. At this case (a false alarm of the default profile, seed 4077881734,
+    bfloat16) d(a, n) = 292033 < d(p, n) = 292657 exactly, but bfloat16 rounds p - n = -313 to
+    -312 and torch takes the swap: ∂L/∂n = 2(p - n) = [-624, 624, -626, 0, 0] in float64. Flipping
+    one half alone gives the tie's average; all near decisions at once also flip the hinge (near
+    too): neither is that side."""
+    a = np.zeros((1, 5))
+    p = np.array([[-312.0, 0, -312, -312, -312]])
+    n = np.array([[0.0, -312, 1, -312, -312]])
+    e = oracle.evaluate(
+        "triplet_margin_with_distance_loss", a, p, n, distance_function="squared_euclidean_distance",
+        margin=1.0, swap=True, reduction="sum", branch_tol=2.0**-5, bounds=True,
+    )  # fmt: skip
+    swap_side = 2 * (p - n)
+    np.testing.assert_array_equal(e.grads["negative"], 2 * (a - n))  # the exact decision: no swap
+    assert (e.grad_lo["negative"] <= swap_side).all() and (swap_side <= e.grad_hi["negative"]).all()
