@@ -421,7 +421,12 @@ def _widened(env: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _per_element(
-    form: Form, env: Mapping[str, Any], branch_tol: float | None, dtype: Any = np.float64, bounds: bool = True
+    form: Form,
+    env: Mapping[str, Any],
+    branch_tol: float | None,
+    dtype: Any = np.float64,
+    bounds: bool = True,
+    nears_of: dict[tuple[int, ...], tuple[Array, Array]] | None = None,
 ) -> tuple[Array, Array, Array, Array | None]:
     """value, lo, hi, scale of one form at every element (class-axis results are (..., 1) or (..., C));
     without ``bounds``, lo and hi are the value and the scale is None (neither is computed).
@@ -429,7 +434,11 @@ def _per_element(
     Where an intermediate overflows float64 although the result may not (``w·δ(|d| - δ/2)`` with
     w = ½ and the product ~1e308; ``1 - y/(x + eps)`` at eps = 2^-1023 before the upstream ½), the
     form is evaluated again in extended precision and those elements are kept in it: the caller
-    scales and reduces them there, and rounds the results to float64 once."""
+    scales and reduces them there, and rounds the results to float64 once.
+
+    ``nears_of`` keeps each switch's margin and near-boundary mask for the other forms evaluated at
+    the same ``env`` (the value's and every gradient's forms test the same conditions: a triplet
+    loss's 42 switches are 17 margins)."""
     overflowed = []  # an intermediate of fn overflowed float64: its finite results may be wrong
     with np.errstate(all="ignore"):
         val = np.asarray(form.fn(env, on_overflow=lambda *_: overflowed.append(True)), dtype=dtype)
@@ -445,11 +454,18 @@ def _per_element(
         if branch_tol is not None:
             nears: dict[int, Array] = {}
             for n, sw in enumerate(form.switches):
-                m = np.asarray(sw.margin(env))
-                ms = np.asarray(sw.scale(env))
-                near = (np.abs(m) <= branch_tol * ms) & (ms > 0)
-                if sw.exact is not None:  # exactly on the boundary, computed exactly: decided
-                    near = near & ~((m == 0) & np.asarray(sw.exact(env), bool))
+                key = (id(sw.margin), id(sw.scale), id(sw.exact))
+                hit = None if nears_of is None else nears_of.get(key)
+                if hit is None:
+                    m = np.asarray(sw.margin(env))
+                    ms = np.asarray(sw.scale(env))
+                    near = (np.abs(m) <= branch_tol * ms) & (ms > 0)
+                    if sw.exact is not None:  # exactly on the boundary, computed exactly: decided
+                        near = near & ~((m == 0) & np.asarray(sw.exact(env), bool))
+                    if nears_of is not None:
+                        nears_of[key] = (m, near)
+                else:
+                    m, near = hit
                 if near.any():
                     nears[n] = near
                     # all near elements flipped, and those above, below and on the boundary apart:
@@ -671,8 +687,8 @@ def _evaluate(
     }
     mean: list[Any] = [None, None]  # the value and its scale, once reduced (for ``quotient``)
 
-    def grad(name: str, e: Mapping[str, Any], s: slice | None) -> list[Array]:
-        g, gl, gh, gs = _per_element(c.grads[name], e, branch_tol, bounds=bounds)
+    def grad(name: str, e: Mapping[str, Any], s: slice | None, nears_of: dict[Any, Any]) -> list[Array]:
+        g, gl, gh, gs = _per_element(c.grads[name], e, branch_tol, bounds=bounds, nears_of=nears_of)
         # a form free of the component (a second derivative that is 0 along the axis) has a
         # trailing dim of 1: the argument's own layout; a chunk's, led by the chunk's rows
         lead = () if s is None else (*rows(s), 1) if squeeze else rows(s)
@@ -720,10 +736,11 @@ def _evaluate(
 
     def values_and_grads(s: slice | None) -> list[Array | None]:
         e, shape = part(s), rows(s)
+        nears_of: dict[Any, Any] = {}  # the switches' margins at e, shared by the forms
         with _k.shared():
-            outs = _per_element(c.value, e, branch_tol, bounds=bounds)
+            outs = _per_element(c.value, e, branch_tol, bounds=bounds, nears_of=nears_of)
             for name in now:
-                sinks.put(name, s, grad(name, e, s))
+                sinks.put(name, s, grad(name, e, s, nears_of))
         return [None if a is None else per_sample(a, shape) for a in outs]
 
     parts = _map(values_and_grads, chunks)
@@ -768,9 +785,10 @@ def _evaluate(
 
         def late(s: slice | None) -> None:
             e = part(s)
+            nears_of: dict[Any, Any] = {}
             with _k.shared():
                 for name in quotient:
-                    sinks.put(name, s, grad(name, e, s))
+                    sinks.put(name, s, grad(name, e, s, nears_of))
 
         _map(late, chunks)
 
