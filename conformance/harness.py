@@ -144,6 +144,11 @@ def expected(case: Case, *, wrt: Sequence[str] = (), upstream: Array | None = No
     return dataclasses.replace(ev, warnings=_user_warnings(caught))
 
 
+def output_shape(case: Case) -> tuple[int, ...]:
+    """The shape of the loss's value on ``case`` (an upstream gradient's), without evaluating it."""
+    return oracle.output_shape(case.loss, **case.arrays, **case.options, reduction=case.reduction)
+
+
 @contextlib.contextmanager
 def outside_range_rejected() -> Iterator[None]:
     """Input outside the range where the oracle is exact (``oracle.OracleRangeError``: a p-norm of

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance.backends import DType
-from conformance.harness import check, expected, fixed_options
+from conformance.harness import check, fixed_options, output_shape
 from conformance.strategies import cases, upstream
 
 if TYPE_CHECKING:
@@ -21,6 +21,6 @@ def test_gradient(backend: Any, variant: Variant, dtype: DType, data: st.DataObj
     case = data.draw(cases(variant, dtype, fixed=fixed_options(backend, variant.loss)), label="case")
     diff = list(case.differentiable)
     wrt = data.draw(st.lists(st.sampled_from(diff), min_size=1, max_size=len(diff), unique=True), label="wrt")
-    shape = expected(case).value.shape
+    shape = output_shape(case)
     up = data.draw(upstream(shape, dtype), label="upstream")
     check(backend, case, wrt=tuple(wrt), upstream=up)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance.backends import DType
@@ -32,7 +32,16 @@ def _shape_for(variant: Variant, layout: str) -> st.SearchStrategy[tuple[int, ..
     return st.tuples(st.integers(1, 3), st.integers(1, 4))
 
 
+#: each layout runs a quarter of the profile's examples (at least 5): the four layouts of a loss and
+#: dtype together run one check's worth. A layout bug (a kernel that reads the storage in its own
+#: order, or ignores the offset) is wrong on nearly every example with two distinct elements
+#: (tests/test_layout_bugs.py plants such kernels and measures it). Read from the profile loaded at
+#: start-up (``--hypothesis-profile``, before this module is collected).
+PER_LAYOUT = settings(max_examples=max(5, settings().max_examples // len(LAYOUTS)))
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
+@PER_LAYOUT
 @given(data=st.data())
 def test_layout(backend: Any, variant: Variant, dtype: DType, layout: str, data: st.DataObject) -> None:
     if layout == "channels_last" and variant.input_ndims and 4 not in variant.input_ndims:

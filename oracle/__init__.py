@@ -28,6 +28,7 @@ __all__ = [
     "evaluate",
     "hvp",
     "loss_value",
+    "output_shape",
     "select_variant",
 ]
 

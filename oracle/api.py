@@ -549,6 +549,27 @@ def evaluate(
     return _evaluate(spec_loss, v, bound, reduction, wrt, upstream, branch_tol, underflow, with_bounds)
 
 
+def output_shape(loss: str, *args: Any, reduction: str = "mean", **kwargs: Any) -> tuple[int, ...]:
+    """The shape of ``evaluate(loss, *args, reduction=reduction, **kwargs).value``, from the
+    arguments' shapes alone (nothing is evaluated): () for a reduction, the per-sample shape for
+    'none'. Raises :class:`OracleInputError` where ``evaluate`` would, for the same invalid input."""
+    spec_loss = _loss(loss)
+    rule = REDUCTION_RULES.get(reduction)
+    if rule is None:
+        raise _fail("reduction", f"one of {list(REDUCTION_RULES)}", repr(reduction))
+    bound = _bind(spec_loss, args, kwargs)
+    v = select_variant(spec_loss, bound)
+    if reduction not in v.reductions:
+        raise _fail("reduction", f"one of {list(v.reductions)} for {v.key}", repr(reduction))
+    _check_params(v, bound)
+    if rule.divides_by is not None:
+        return ()
+    with warnings.catch_warnings():  # (a broadcast's warning is evaluate's to give)
+        warnings.simplefilter("ignore", UserWarning)
+        prep = (_prepare_elementwise if v.sample_axis is None else _prepare_classes)(spec_loss, v, bound)
+    return prep.out_shape
+
+
 #: the elements of its widest argument a chunk of the batch spans: temporaries of a few MB, reused
 #: from chunk to chunk, instead of full-size ones page-faulted in (an LLM's 4096 × 32000 logits:
 #: 1 GB each, a dozen of them)

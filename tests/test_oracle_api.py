@@ -159,3 +159,39 @@ def test_class_weight_gradient_sums_over_samples() -> None:
     r = oracle.evaluate("multilabel_soft_margin_loss", x, t, weight=np.ones(3), reduction="sum")
     assert r.grads["weight"].shape == (3,)
     assert np.allclose(r.grads["weight"], 2 * np.log(2) / 3, rtol=2**-50, atol=0)
+
+
+def test_output_shape_names_a_bad_reduction() -> None:
+    for reduction, loss in (("avg", "mse_loss"), ("batchmean", "mse_loss")):
+        with pytest.raises(oracle.OracleInputError, match="reduction"):
+            oracle.output_shape(loss, P, P, reduction=reduction)
+
+
+def test_output_shape_is_the_evaluated_value_shape() -> None:
+    """``oracle.output_shape`` (the suite draws upstream gradients of this shape without evaluating
+    the loss) equals the evaluated value's shape, for every variant, reduction and drawn case."""
+    import warnings
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from conformance.strategies import cases
+    from spec import REGISTRY
+
+    variants = [v for s in REGISTRY.values() for v in s.variants]
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(data=st.data())
+    def check(data: st.DataObject) -> None:
+        v = data.draw(st.sampled_from(variants), label="variant")
+        c = data.draw(cases(v, data.draw(st.sampled_from(["float64", "bfloat16"]))), label="case")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                ev = oracle.evaluate(c.loss, **c.arrays, **c.options, reduction=c.reduction)
+            except oracle.OracleRangeError:
+                return
+            shape = oracle.output_shape(c.loss, **c.arrays, **c.options, reduction=c.reduction)
+        assert shape == np.shape(ev.value)
+
+    check()

@@ -19,7 +19,7 @@ from hypothesis.errors import NoSuchExample
 from conformance import harness, second_order, strategies
 from conformance.backends import resolve
 from conformance.backends.override import OverrideBackend
-from conformance.harness import ConformanceFailure, expected
+from conformance.harness import ConformanceFailure, output_shape
 from conformance.strategies import Case, cases, upstream
 from spec import REGISTRY
 from tests.planted import second_order_mutants as mutants
@@ -45,7 +45,7 @@ def probes(draw: st.DrawFn, key: str, dtype: str) -> tuple[Case, dict[str, Array
 
     variant = variant_by_key(key)
     case = draw(cases(variant, dtype))  # type: ignore[arg-type]
-    up = draw(upstream(expected(case).value.shape, dtype))  # type: ignore[arg-type]
+    up = draw(upstream(output_shape(case), dtype))  # type: ignore[arg-type]
     directions = draw(strategies.directions(variant, case))
     return case, directions, up
 
