@@ -191,3 +191,38 @@ def test_rules_fire_on_spec() -> None:
         assert f.value.has(S.NegLogSoftmax) and not f.value.has(sp.exp), f.value
         assert not any(g.has(sp.exp) for g in f.grads.values())
     assert k is not None  # the summation dummy exists (spec.k), used by the class-axis sums
+
+
+@pytest.mark.parametrize("k", range(2, K.FUSED_TERMS + 1))
+def test_compiled_compensated_sum_is_the_numpy_loop_bit_for_bit(k: int) -> None:
+    """``_k.add``'s compiled ufunc (Numba) and its NumPy loop give the same bits: cancellation
+    (3.5e13 - 3.5e13 + eps), overflow, infinities of both signs, NaN, signed zeros, subnormals,
+    broadcasting (0-d, rows, Python floats), and the same floating-point errors reported."""
+    rng = np.random.default_rng(k)
+    specials = np.array(
+        [0.0, -0.0, 1e-6, 3.5e13, -3.5e13, 1.7e308, -1.7e308, np.inf, -np.inf, np.nan, 5e-324]
+    )
+    for trial in range(200):
+        terms: list[Any] = []
+        for j in range(k):
+            kind = rng.integers(4)
+            shape = [(3, 4), (4,), (), (1, 4)][rng.integers(4)]
+            if kind == 0:
+                terms.append(rng.choice(specials, size=shape))
+            elif kind == 1:
+                terms.append(rng.standard_normal(shape) * 10.0 ** rng.integers(-300, 300, size=shape))
+            elif kind == 2:
+                terms.append(float(rng.choice(specials)))
+            else:
+                terms.append(np.full(shape, 3.5e13 * (-1) ** j))
+        with np.errstate(all="ignore"):
+            fused = np.asarray(K._fused_add(k)(*terms))
+            loop = np.asarray(K.add_loop(*terms))
+        assert fused.shape == loop.shape and fused.dtype == loop.dtype == np.float64
+        same = (fused.view(np.int64) == loop.view(np.int64)) | (np.isnan(fused) & np.isnan(loop))
+        assert same.all(), (trial, terms, fused, loop)
+    big = [np.array([1.7e308])] * k
+    for kernel in (K._fused_add(k), K.add_loop):
+        with np.errstate(all="ignore", over="raise"), pytest.raises(FloatingPointError):
+            kernel(*big)
+    assert K.add(*[np.longdouble(1) / 3] * k).dtype == np.longdouble  # extended precision: the loop
