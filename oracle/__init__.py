@@ -27,6 +27,7 @@ __all__ = [
     "OracleRangeError",
     "evaluate",
     "hvp",
+    "hvp_contributions",
     "loss_value",
     "output_shape",
     "select_variant",

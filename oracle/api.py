@@ -888,6 +888,49 @@ def hvp(
     For ``reduction='mean'`` over weights that depend on a differentiable argument (l1_loss's and
     mse_loss's ``weight``), the direction along that argument must be 0: the quotient's
     second-order term is not derived (the derivatives w.r.t. it are)."""
+    spec_loss, hv, bound, _ = _bind_hvp(loss, args, kwargs, directions, reduction)
+    with_bounds = branch_tol is not None if bounds is None else bounds
+    return _evaluate(spec_loss, hv, bound, reduction, wrt, upstream, branch_tol, underflow, with_bounds)
+
+
+def hvp_contributions(
+    loss: str,
+    *args: Any,
+    directions: Mapping[str, Any],
+    reduction: str = "mean",
+    wrt: Collection[str] | None = None,
+    upstream: Any = None,
+    branch_tol: float | None = None,
+    underflow: float = 0.0,
+    bounds: bool | None = None,
+    **kwargs: Any,
+) -> dict[str, Evaluation]:
+    """:func:`hvp` along each direction alone, by the argument it is along: ``Σ_a ∂²L/∂b∂a · v_a``
+    split into its terms ``∂²L/∂b∂a · v_a`` (the same derived forms, the other directions 0), which
+    sum to :func:`hvp`'s. Autograd accumulates the Hessian-vector product of each input from these
+    terms, computed apart: the error model's bound of second order counts their magnitudes
+    (``conformance.second_order``), which a form SymPy has simplified may not show (mse_loss:
+    ``2w(v_x - v_y)``, where autograd sums ``2w·v_x`` and ``-2w·v_y``)."""
+    spec_loss, hv, bound, directed = _bind_hvp(loss, args, kwargs, directions, reduction)
+    with_bounds = branch_tol is not None if bounds is None else bounds
+    from spec.derive import direction
+
+    out = {}
+    for a in directed:
+        alone = dict(bound)
+        for other in directed:
+            if other != a:
+                alone[direction(other)] = np.zeros(np.shape(bound[direction(other)]))
+        out[a] = _evaluate(spec_loss, hv, alone, reduction, wrt, upstream, branch_tol, underflow, with_bounds)
+    return out
+
+
+def _bind_hvp(
+    loss: str, args: tuple[Any, ...], kwargs: Mapping[str, Any], directions: Mapping[str, Any], reduction: str
+) -> tuple[Loss, Variant, dict[str, Any], tuple[str, ...]]:
+    """:func:`hvp`'s arguments bound: the loss, its Hessian-vector-product variant (over the
+    arguments with a nonzero direction), the bound arguments with every direction, and those
+    arguments."""
     from spec.derive import direction, hvp_variant
 
     spec_loss = _loss(loss)
@@ -933,9 +976,7 @@ def hvp(
             )
         bound[direction(name)] = d
     directed = tuple(n for n in v.differentiable if np.any(np.asarray(bound[direction(n)]) != 0))
-    with_bounds = branch_tol is not None if bounds is None else bounds
-    hv = hvp_variant(v, directed)
-    return _evaluate(spec_loss, hv, bound, reduction, wrt, upstream, branch_tol, underflow, with_bounds)
+    return spec_loss, hvp_variant(v, directed), bound, directed
 
 
 def _denominator(rule: ReductionRule, mean_weight: Array, input_shape: tuple[int, ...]) -> np.float64:
