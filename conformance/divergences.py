@@ -657,6 +657,20 @@ def _zero_total_weight(case: Case) -> bool:
     return float(np.sum(round_to(np.asarray(w, np.float64), case.dtype)[kept])) == 0.0
 
 
+def _smooth_l1_reciprocal_overflows(case: Case, wrt: Sequence[str]) -> bool:
+    """Second order along input and target: an element on the quadratic side (|x - y| < β in the
+    dtype) where a term u·v/β of autograd's sum may overflow the dtype (u and v at most 2)."""
+    from conformance.errormodel import _FINFO
+
+    if not {"input", "target"} <= set(wrt):
+        return False
+    beta = float(case.options.get("beta", 1.0))
+    if beta <= 0 or 4.0 / beta <= _FINFO[case.dtype][1]:
+        return False
+    x, y = (np.asarray(case.arrays[n], np.float64) for n in ("input", "target"))
+    return bool(np.any(np.abs(round_to(x - y, case.dtype)) < beta))
+
+
 def _poisson_reciprocal_overflows(case: Case, wrt: Sequence[str]) -> bool:
     """Second order, log_input=False: ∂²ℓ/∂x∂y = -1/(x + eps) overflows the dtype (x + eps below
     1 / max) at some element."""
@@ -1182,6 +1196,41 @@ DIVERGENCES: tuple[Divergence, ...] = (
             "upstream": np.array(2.0),
             "directions": {"input": np.array([0.5, 0.5, 0.5, -0.5]), "target": np.array(2.0)},
         },
+    ),
+    Divergence(
+        id="smooth-l1-double-backward-reciprocal-overflow",
+        backends="torch-*",
+        loss="smooth_l1_loss",
+        dtypes=("float64", "float32", "float16", "bfloat16"),
+        library="torch",
+        versions="2.13.*",
+        reason=(
+            "second order along input and target, on the quadratic side |x - y| < β with β so "
+            "small that 1/β times the upstream and a direction overflows: torch's double backward "
+            "forms u·v_x/β and -u·v_y/β apart, each ±inf, and sums them: NaN (inf - inf), where "
+            "the exact Hessian-vector product u·(v_x - v_y)/β is beyond the range (-inf). Measured "
+            "on torch 2.13.0+cpu, float64 (a false alarm of the default profile, "
+            "--hypothesis-seed=2169329989): smooth_l1_loss(tensor(0.), tensor(0.), "
+            "beta=2.2250738585e-313, reduction='none'), upstream 0.5, directions input 0.5, "
+            "target 2 -> both Hessian-vector products nan (spec: -inf and inf). In float32 at "
+            "beta=1e-39, where the terms stay finite, torch agrees (-inf, inf)."
+        ),
+        hits=_smooth_l1_reciprocal_overflows,
+        witnesses=(
+            (
+                Case(
+                    "smooth_l1_loss",
+                    "default",
+                    "float64",
+                    {"input": np.array(0.0), "target": np.array(0.0)},
+                    {"beta": 2.2250738585e-313},
+                    "none",
+                ),
+                ("input", "target"),
+            ),
+        ),
+        order=2,
+        hvp={"upstream": np.array(0.5), "directions": {"input": np.array(0.5), "target": np.array(2.0)}},
     ),
     Divergence(
         id="poisson-nll-full-stirling-double-backward-nan",
