@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from conformance.backends import DType
-from conformance.errormodel import round_to
+from conformance.errormodel import _FINFO, round_to
 from conformance.strategies import Case
 
 
@@ -719,6 +719,36 @@ def _poisson_reciprocal_overflows(case: Case, wrt: Sequence[str]) -> bool:
     return bool(np.any(np.abs(x) < 1.0 / _FINFO[case.dtype][1]))
 
 
+def _bce_target_term_underflows(case: Case, wrt: Sequence[str]) -> bool:
+    """Second order along input and target: an input ∈ {0, 1}, where ∂²ℓ/∂x∂y = -w/(x(1 - x)) is
+    infinite, and a weight so small that w times the upstream and the target's direction (each at
+    most 2 in magnitude; over n for 'mean') may underflow the dtype to 0."""
+    if not {"input", "target"} <= set(wrt):
+        return False
+    w = case.arrays.get("weight", np.ones(()))
+    x, w = np.broadcast_arrays(np.asarray(case.arrays["input"], np.float64), np.asarray(w, np.float64))
+    n = x.size if case.reduction == "mean" else 1
+    tiny = _FINFO[case.dtype][2] * _FINFO[case.dtype][0]  # the smallest subnormal
+    return bool(np.any((x * (1 - x) == 0) & (np.abs(w) * 4 / n < 2 * tiny)))
+
+
+def _gaussian_second_order_overflows(case: Case, wrt: Sequence[str]) -> bool:
+    """Second order: at some element a term of autograd's sums, u times a direction (each at most
+    2) times one of the second derivatives 1/v², d/v², d²/v³ (v = max(var, eps), d = x - y, in the
+    dtype), overflows the dtype."""
+    if not wrt:
+        return False
+    x, y, var = (np.asarray(case.arrays[n], np.float64) for n in ("input", "target", "var"))
+    if var.ndim == x.ndim - 1:
+        var = var[..., None]  # one variance per sample: broadcast over the last dim
+    eps = float(case.options.get("eps", 1e-6))
+    v = round_to(np.maximum(var, eps), case.dtype)
+    d = np.abs(round_to(x - y, case.dtype))
+    with np.errstate(all="ignore"):
+        worst = 4 * (1 / v**2 + d / v**2 + d**2 / v**3)
+    return bool(np.any(~(worst <= _FINFO[case.dtype][1])))
+
+
 #: the smallest subnormal of each dtype the Stirling witnesses run in
 _SUBNORMAL_TARGETS: tuple[tuple[DType, float], ...] = (
     ("float32", 1.401298464324817e-45),
@@ -1267,6 +1297,81 @@ DIVERGENCES: tuple[Divergence, ...] = (
         ),
         order=2,
         hvp={"upstream": np.array(0.5), "directions": {"input": np.array(0.5), "target": np.array(2.0)}},
+    ),
+    Divergence(
+        id="bce-double-backward-target-term-underflow",
+        backends="torch-*",
+        loss="binary_cross_entropy",
+        dtypes=("float64", "float32", "float16", "bfloat16"),
+        library="torch",
+        versions="2.13.*",
+        reason=(
+            "second order along input and target, at an input in {0, 1} where ∂²ℓ/∂x∂y = "
+            "-w/(x(1 - x)) is infinite: torch differentiates its target gradient -w·logit(x) "
+            "through logit's backward, which divides the incoming u·w·v_y (over n for 'mean'), "
+            "formed in the dtype, by x(1 - x) = 0; where a tiny weight makes that product "
+            "underflow to 0 it is 0/0 = NaN, where the exact term is ∓inf. Measured on torch "
+            "2.13.0+cpu, float64 (a false alarm of the default profile, --hypothesis-seed="
+            "1444062066): binary_cross_entropy(zeros(4), zeros(4), weight=tensor(5e-324), "
+            "reduction='mean'), upstream 0.5, directions input 0.5, target 2 -> the input's "
+            "Hessian-vector product nan (spec -inf); with reduction='sum' (no underflow) torch "
+            "agrees: -inf."
+        ),
+        hits=_bce_target_term_underflows,
+        witnesses=(
+            (
+                Case(
+                    "binary_cross_entropy",
+                    "default",
+                    "float64",
+                    {"input": np.zeros(4), "target": np.zeros(4), "weight": np.array(5e-324)},
+                    {},
+                    "mean",
+                ),
+                ("input", "target"),
+            ),
+        ),
+        order=2,
+        hvp={"upstream": np.array(0.5), "directions": {"input": np.full(4, 0.5), "target": np.full(4, 2.0)}},
+    ),
+    Divergence(
+        id="gaussian-nll-double-backward-overflow",
+        backends="torch-*",
+        loss="gaussian_nll_loss",
+        dtypes=("float64", "float32", "float16", "bfloat16"),
+        library="torch",
+        versions="2.13.*",
+        reason=(
+            "second order at a variance clamped to a tiny eps, where the second derivatives "
+            "1/v², (x - y)/v² and (x - y)²/v³ (v = max(var, eps)) overflow the dtype: torch's "
+            "double backward forms each element's term in the dtype, ±inf, and sums them (over "
+            "the directions, and over the last dim where var has one entry per sample): NaN "
+            "(inf - inf) where terms of both signs meet, where the exact sum is ±inf. Measured on "
+            "torch 2.13.0+cpu, float64 (a false alarm of the default profile, --hypothesis-seed="
+            "1444062066): gaussian_nll_loss(zeros((1, 2)), tensor(1.), zeros(1), eps=2.99e-118, "
+            "reduction='none'), upstream [[-2, 0.5]], directions input 0.5, target 1.5, var 0.75 "
+            "-> var's Hessian-vector product nan (spec -inf: the upstream sums to -1.5 times a "
+            "second derivative beyond the range)."
+        ),
+        hits=_gaussian_second_order_overflows,
+        witnesses=(
+            (
+                Case(
+                    "gaussian_nll_loss",
+                    "default",
+                    "float64",
+                    {"input": np.zeros((1, 2)), "target": np.array(1.0), "var": np.zeros(1)},
+                    {"full": False, "eps": 2.99e-118},
+                    "none",
+                ),
+                ("input", "target", "var"),
+            ),
+        ),
+        order=2,
+        hvp={
+            "upstream": np.array([[-2.0, 0.5]]),
+            "directions": {"input": np.full((1, 2), 0.5), "target": np.array(1.5), "var": np.array([0.75])},
+        },
     ),
     Divergence(
         id="poisson-nll-full-stirling-double-backward-nan",
