@@ -334,3 +334,21 @@ def test_a_steps_halves_flip_together() -> None:
     swap_side = 2 * (p - n)
     np.testing.assert_array_equal(e.grads["negative"], 2 * (a - n))  # the exact decision: no swap
     assert (e.grad_lo["negative"] <= swap_side).all() and (swap_side <= e.grad_hi["negative"]).all()
+
+
+def test_a_flip_undefined_alone_is_left_out_of_the_combination() -> None:
+    """Every near decision at once, less those whose flip alone is undefined (NaN). At this case
+    (a false alarm of the default profile, seed 2913129960, float64) d(a, p) = 1 - 1e-22 and
+    d(a, n), d(p, n) = 1 + ~1e-215 all round to 1: torch takes the hinge (1 - 1 + margin > 0) and
+    splits the tie of the swap's minimum, ∂L/∂n = -2.5e7 (torch 2.13.0+cpu, upstream 0.5). The
+    negative's squared norm (1e-445) underflows, so its decision is near too, and its flip alone
+    is NaN (a zero norm's branch): the whole combination was NaN, and the accepted range was the
+    hinge's flip alone, [-5e-15, 0]."""
+    a, p, n = np.array([-1.0, 0.0]), np.array([-1e-30, 0.0]), np.array([3.0930752028968646e-223, 0.0])
+    e = oracle.evaluate(
+        "triplet_margin_with_distance_loss", a, p, n, distance_function="cosine_distance",
+        margin=8.42780477610719e-159, swap=True, reduction="none", upstream=np.array(0.5),
+        branch_tol=4 * 2.0**-52, underflow=2.0**-1022, bounds=True,
+    )  # fmt: skip
+    assert list(e.grads["negative"]) == [0.0, 0.0]  # the exact decision: no hinge
+    assert e.grad_lo["negative"][0] <= -2.5e7 <= e.grad_hi["negative"][0]
