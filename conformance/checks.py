@@ -51,35 +51,69 @@ def oracle(
 def reductions_agree(backend: Backend, case: Case, *, known_ok: bool = False) -> None:
     """The backend's 'sum' and 'mean' equal its own 'none' summed and divided (within the bound of
     each reduction's error scale plus the unreduced ones'). ``case`` has reduction 'none'."""
-    from spec import REDUCTION_RULES, REGISTRY
-
     base = dataclasses.replace(case, reduction="none")
-    reductions = REGISTRY[case.loss].variant(case.variant).reductions
+    reductions = _reductions(base)
     if not known_ok:
         for reduction in reductions:
             reject_known(backend, dataclasses.replace(base, reduction=reduction))
-    none = call(backend, base, check="reductions_agree").value
-    exp_none = expected(base)
-    for reduction in (r for r in reductions if REDUCTION_RULES[r].divides_by is not None):
+    got, exp = {}, {}
+    for reduction in reductions:
         reduced = dataclasses.replace(base, reduction=reduction)
-        exp = expected(reduced)
-        got = call(backend, reduced, reproduce=base, check="reductions_agree").value
-        keep = _scale(exp_none)
+        exp[reduction] = expected(reduced)
+        shown = base if reduction != "none" else None
+        got[reduction] = call(backend, reduced, reproduce=shown, check="reductions_agree").value
+    _agree(backend, base, got, exp)
+
+
+@guarded
+def values(backend: Backend, case: Case, *, known_ok: bool = False) -> None:
+    """The value under every reduction against the oracle (each failure replays as check
+    ``oracle`` of that reduction), then 'sum' and 'mean' against the backend's own 'none' (check
+    ``reductions_agree``): one case, each reduction called once. ``case`` has reduction 'none';
+    ``fixed`` reductions: see :func:`_reductions`."""
+    base = dataclasses.replace(case, reduction="none")
+    reductions = _reductions(base)
+    if not known_ok:
+        for reduction in reductions:
+            reject_known(backend, dataclasses.replace(base, reduction=reduction))
+    got, exp = {}, {}
+    for reduction in reductions:
+        outcome, exp[reduction] = check(backend, dataclasses.replace(base, reduction=reduction), known_ok=True)
+        got[reduction] = outcome.value
+    _agree(backend, base, got, exp)
+
+
+def _reductions(case: Case) -> tuple[str, ...]:
+    """The variant's reductions, 'none' first."""
+    from spec import REGISTRY
+
+    rs = REGISTRY[case.loss].variant(case.variant).reductions
+    return tuple(sorted(rs, key=lambda r: r != "none"))
+
+
+def _agree(backend: Backend, base: Case, got: dict[str, Any], exp: dict[str, Any]) -> None:
+    """'sum' and 'mean' (``got``, by reduction, with the oracle's evaluations ``exp``) against the
+    backend's own 'none' summed and divided by the rule's denominator."""
+    from spec import REDUCTION_RULES
+
+    none, keep = got["none"], _scale(exp["none"])
+    for reduction in (r for r in got if REDUCTION_RULES[r].divides_by is not None):
         # the rule's own denominator, as the oracle computes it (spec.REDUCTION_RULES)
-        denom = 1.0 if exp.denominator is None else float(exp.denominator)
+        denom = 1.0 if exp[reduction].denominator is None else float(exp[reduction].denominator)
         with np.errstate(all="ignore"):
             want = np.sum(none) / denom if denom != 0 else np.float64(np.nan)
         # the bound: this reduction's own scale plus the scale of the unreduced terms it sums; where
         # that overflows (terms near the float64 limit) it is inf, as the oracle's own scales are
         with np.errstate(over="ignore"):
-            scale = np.abs(_scale(exp)) + np.sum(np.abs(keep)) / max(abs(denom), 1e-300)
+            scale = np.abs(_scale(exp[reduction])) + np.sum(np.abs(keep)) / max(abs(denom), 1e-300)
         m = compare(
-            got, want, want, want, scale, case.dtype, what=f"reduction={reduction!r} against its own 'none'"
-        )
+            got[reduction], want, want, want, scale, base.dtype,
+            what=f"reduction={reduction!r} against its own 'none'",
+        )  # fmt: skip
         if m:
             raise fail(
-                backend, base, m.describe() + f" (Σ of 'none' = {np.sum(none)!r})", exp=want, got=got,
-                check="reductions_agree", what=m.reason, outside=m.outside,
+                backend, base, m.describe() + f" (Σ of 'none' = {np.sum(none)!r})", exp=want,
+                got=got[reduction], check="reductions_agree", what=m.reason, outside=m.outside,
             )  # fmt: skip
 
 
