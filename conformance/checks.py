@@ -78,7 +78,8 @@ def values(backend: Backend, case: Case, *, known_ok: bool = False) -> None:
             reject_known(backend, dataclasses.replace(base, reduction=reduction))
     got, exp = {}, {}
     for reduction in reductions:
-        outcome, exp[reduction] = check(backend, dataclasses.replace(base, reduction=reduction), known_ok=True)
+        reduced = dataclasses.replace(base, reduction=reduction)
+        outcome, exp[reduction] = check(backend, reduced, known_ok=True)
         got[reduction] = outcome.value
     _agree(backend, base, got, exp)
 
