@@ -105,11 +105,25 @@ def param_value(p: Param, dtype: DType) -> st.SearchStrategy[Any]:
     return raw.map(lambda x: float(round_to(x, dtype))).filter(p.admits)
 
 
+def pick(draw: st.DrawFn, options: Sequence[Any]) -> Any:
+    """``draw(st.sampled_from(options))`` without building a strategy per draw: an index from a
+    cached ``st.integers`` (the same choice, shrinking towards the first option). Hypothesis
+    validates each new strategy object on its first draw, which cost more than the draw itself."""
+    return options[draw(_index(len(options)))]
+
+
+@functools.cache
+def _index(n: int) -> st.SearchStrategy[int]:
+    return st.integers(0, n - 1)
+
+
+@functools.cache
 @st.composite
 def element_shapes(draw: st.DrawFn, min_size: int = 1) -> tuple[int, ...]:
     return tuple(draw(st.lists(st.integers(min_size, 4), min_size=0, max_size=3)))
 
 
+@functools.cache
 @st.composite
 def class_shapes(
     draw: st.DrawFn, min_size: int = 1, last: bool = False, ndims: tuple[int, ...] = ()
@@ -117,7 +131,7 @@ def class_shapes(
     """(C), (N, C) or (N, C, d1, ..., dk) with k <= 2; with ``last``, the class axis last:
     (C), (N, C), (N, d1, ..., C); ``ndims``: only these numbers of dims."""
     c = draw(st.integers(1, 5))
-    ndim = draw(st.sampled_from(ndims) if ndims else st.integers(1, 4))
+    ndim = pick(draw, ndims) if ndims else draw(st.integers(1, 4))
     if ndim == 1:
         return (c,)
     n = draw(st.integers(min_size, 4))
@@ -125,6 +139,7 @@ def class_shapes(
     return (n, *spatial, c) if last else (n, c, *spatial)
 
 
+@functools.cache
 @st.composite
 def index_sets(draw: st.DrawFn, shape: tuple[int, ...], c: int, cdim: int) -> Array:
     """multilabel_margin_loss's targets: per sample, class indices (repeats allowed) ended by -1,
@@ -140,6 +155,7 @@ def index_sets(draw: st.DrawFn, shape: tuple[int, ...], c: int, cdim: int) -> Ar
     return np.moveaxis(np.array(rows, dtype=np.int64).reshape(moved), -1, cdim)
 
 
+@functools.cache
 @st.composite
 def broadcast_shape(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[int, ...]:
     """A shape that broadcasts to ``shape`` without enlarging it: a suffix of it, some dims 1."""
@@ -148,6 +164,7 @@ def broadcast_shape(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(1 if o else n for n, o in zip(suffix, ones, strict=True))
 
 
+@functools.cache
 @st.composite
 def var_shape(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[int, ...]:
     """gaussian_nll_loss's var shapes: input's, input's without its last dim, or input's with
@@ -156,11 +173,37 @@ def var_shape(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[int, ...]:
     if shape:
         options.append(shape[:-1])
         options += [(*shape[:d], 1, *shape[d + 1 :]) for d in range(len(shape)) if shape[d] != 1]
-    return draw(st.sampled_from(options))
+    return pick(draw, options)
+
+
+def cases(
+    variant: Variant,
+    dtype: DType,
+    *,
+    reductions: Sequence[str] | None = None,
+    shape: tuple[int, ...] | None = None,
+    optional: bool = True,
+    fixed: frozenset[str] = frozenset(),
+) -> st.SearchStrategy[Case]:
+    """A case of ``variant`` in ``dtype``. ``optional=False`` leaves optional tensors at None;
+    options named in ``fixed`` (those an implementation does not take) keep their defaults. One
+    strategy object for each set of arguments (a new one per draw costs its validation)."""
+    key = (id(variant), dtype, None if reductions is None else tuple(reductions), shape, optional, fixed)
+    hit = _CASES.get(key)
+    if hit is None:
+        hit = _CASES[key] = (
+            variant,
+            _cases(variant, dtype, reductions=key[2], shape=shape, optional=optional, fixed=fixed),
+        )
+    return hit[1]
+
+
+#: ``cases``'s strategies, by the arguments' key (the variant kept with its id)
+_CASES: dict[tuple[Any, ...], tuple[Any, st.SearchStrategy[Case]]] = {}
 
 
 @st.composite
-def cases(
+def _cases(
     draw: st.DrawFn,
     variant: Variant,
     dtype: DType,
@@ -170,8 +213,6 @@ def cases(
     optional: bool = True,
     fixed: frozenset[str] = frozenset(),
 ) -> Case:
-    """A case of ``variant`` in ``dtype``. ``optional=False`` leaves optional tensors at None;
-    options named in ``fixed`` (those an implementation does not take) keep their defaults."""
     arrays: dict[str, Array] = {}
     options: dict[str, Any] = {}
     if variant.sample_axis is not None:
@@ -192,7 +233,7 @@ def cases(
         if p.name in fixed:
             options[p.name] = p.default
         elif p.name == variant.ignore:
-            ignore = draw(st.sampled_from([int(p.default), *range(c)]))
+            ignore = pick(draw, [int(p.default), *range(c)])
             options[p.name] = ignore
         else:
             options[p.name] = draw(param_value(p, dtype))
@@ -219,8 +260,8 @@ def cases(
         elif variant.roles[a.name].role == "index":
             choices = list(range(c)) + ([ignore] if ignore is not None and ignore < 0 else [])
             n = int(np.prod(sample)) if sample else 1
-            idx = draw(st.lists(st.sampled_from(choices), min_size=n, max_size=n))
-            arrays[a.name] = np.array(idx, dtype=np.int64).reshape(sample)
+            idx = draw(st.lists(_index(len(choices)), min_size=n, max_size=n))
+            arrays[a.name] = np.array(choices, dtype=np.int64)[np.array(idx, dtype=np.intp)].reshape(sample)
         else:
             ashape = shape
             if a.broadcast == "var":
@@ -238,9 +279,9 @@ def cases(
         if same:  # target at input, or at input ∓ a real option: the kinks of |d| = β, δ
             scalars = [options[p.name] for p in variant.params if p.kind == "real"]
             offsets = [0.0, *(sign * v for v in scalars if v > 0 for sign in (1, -1))]
-            offset = draw(st.sampled_from(offsets))
+            offset = pick(draw, offsets)
             arrays["target"] = _at_offset(arrays["input"], offset, dtype)
-    return Case(variant.loss, variant.name, dtype, arrays, options, draw(st.sampled_from(list(reductions))))
+    return Case(variant.loss, variant.name, dtype, arrays, options, pick(draw, list(reductions)))
 
 
 def _at_offset(x: Array, offset: float, dtype: DType) -> Array:
@@ -258,13 +299,23 @@ def _at_offset(x: Array, offset: float, dtype: DType) -> Array:
 def upstream(
     shape: tuple[int, ...], dtype: DType, magnitudes: tuple[float, float] = (0.5, 2.0)
 ) -> st.SearchStrategy[Array]:
-    """A non-unit upstream gradient: magnitudes in [1/2, 2] (or ``magnitudes``), either sign."""
-    mag = st.floats(*magnitudes).filter(lambda x: x != 1.0)
-    signed = st.tuples(mag, st.booleans()).map(lambda t: -t[0] if t[1] else t[0])
-    n = int(np.prod(shape)) if shape else 1
-    return st.lists(signed, min_size=n, max_size=n).map(
-        lambda xs: round_to(np.array(xs).reshape(shape), dtype)
-    )
+    """A non-unit upstream gradient: magnitudes in [1/2, 2] (or ``magnitudes``), either sign, each
+    rounded to ``dtype``.
+
+    The elements come from a NumPy generator seeded by one drawn integer: one choice for the whole
+    array, where a Hypothesis choice per element (magnitude and sign) cost two, at about 25 µs
+    each, and the element values are distinct, which a wrong index (a transposed Hessian, a
+    gradient scattered to the wrong sample) cannot hide behind. A failure prints the array in full
+    (``harness.fail``): the replay does not depend on the seed."""
+    lo, hi = magnitudes
+
+    def make(seed: int) -> Array:
+        rng = np.random.default_rng(seed)
+        mags = rng.uniform(lo, hi, size=shape)
+        mags[mags == 1.0] = (lo + hi) / 2 if (lo + hi) / 2 != 1.0 else lo  # not the unit itself
+        return round_to(np.where(rng.random(size=shape) < 0.5, -mags, mags), dtype)
+
+    return st.integers(0, 2**32 - 1).map(make)
 
 
 @st.composite

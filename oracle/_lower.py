@@ -465,8 +465,8 @@ class ExactSum(sp.Function):
 
 
 def exact_boundary(m: sp.Expr) -> sp.Expr | None:
-    """For a branch margin ``±f(a + b) ∓ r`` (``f`` the identity or Abs; ``a``, ``b``, ``r``
-    arguments, options or exact numbers): ``ExactSum(a, b)``, where the margin's 0 is the exact
+    """For a branch margin ``a + b`` or ``±f(a + b) ∓ r`` (``f`` the identity or Abs; ``a``, ``b``,
+    ``r`` arguments, options or exact numbers): ``ExactSum(a, b)``, where the margin's 0 is the exact
     boundary. Rounding is monotonic, so a decision ``|x - y| < β`` can be taken the other way only
     where ``x - y`` rounds onto β: computed exactly and on the boundary, it is the exact decision
     (smooth_l1's kink at x - y = β exactly takes the linear branch, as torch's ``<`` does). Else
@@ -482,6 +482,8 @@ def exact_boundary(m: sp.Expr) -> sp.Expr | None:
         t = bare(t)
         return isinstance(t, (sp.Symbol, sp.Indexed)) or (t.is_Rational and not _inexact(t))
 
+    if all(atom(t) for t in terms):  # a + b itself (cosine_embedding's 1 + y): one rounding, 0 only if exact
+        return ExactSum(*terms)
     for d, r in (terms, terms[::-1]):
         inner = bare(d)
         inner = inner.args[0] if isinstance(inner, sp.Abs) else inner

@@ -352,3 +352,16 @@ def test_a_flip_undefined_alone_is_left_out_of_the_combination() -> None:
     )  # fmt: skip
     assert list(e.grads["negative"]) == [0.0, 0.0]  # the exact decision: no hinge
     assert e.grad_lo["negative"][0] <= -2.5e7 <= e.grad_hi["negative"][0]
+
+
+def test_a_margin_that_is_a_sum_of_two_arguments_is_decided_at_its_zero() -> None:
+    """cosine_embedding_loss's branch on y = -1 is the margin 1 + y: one rounding of two exact
+    numbers, 0 only where the exact sum is. At y = -1 exactly it is decided, with the underflow
+    allowance the checks pass (the sum's error scale is then not 0): both branches were accepted,
+    0 (the y = 1 branch's max(0, ...) at a zero vector) to 4.33, and a mutant ignoring the margin
+    passed (tests/planted/mutants.py, cosine_embedding_margin_ignored)."""
+    e = oracle.evaluate(
+        "cosine_embedding_loss", np.array([[0.0], [-1.0]]), np.zeros((2, 1)), np.array([-1.0, -1.0]),
+        margin=-4.32565450668335, reduction="none", branch_tol=4 * 2.0**-23, underflow=2.0**-126, bounds=True,
+    )  # fmt: skip
+    assert list(e.value_lo) == list(e.value_hi) == [4.32565450668335] * 2
