@@ -62,7 +62,13 @@ def test_layout(backend: Any, variant: Variant, dtype: DType, layout: str, data:
             for k, a in case.arrays.items()
         }
         case = dataclasses.replace(case, arrays=arrays)
-    check(backend, case, wrt=case.differentiable, layout=layout)  # type: ignore[arg-type]
+    from conformance.divergences import known  # (imports SymPy: not at collection)
+
+    wrt = case.differentiable
+    if known(backend, case, wrt, layout) is not None and known(backend, case, (), layout) is None:
+        wrt = ()  # only the gradients hit a known divergence in this layout (its witness checks
+        # them): the value alone (nll_loss on channels_last: every case, the forward is right)
+    check(backend, case, wrt=wrt, layout=layout)  # type: ignore[arg-type]
 
 
 test_layout.dtypes = ("float64", "float32")  # type: ignore[attr-defined]
