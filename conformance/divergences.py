@@ -740,8 +740,8 @@ def _smooth_l1_reciprocal_overflows(case: Case, wrt: Sequence[str]) -> bool:
 
 
 def _poisson_reciprocal_overflows(case: Case, wrt: Sequence[str]) -> bool:
-    """Second order, log_input=False: ∂²ℓ/∂x∂y = -1/(x + eps) overflows the dtype (x + eps below
-    1 / max) at some element."""
+    """Second order, log_input=False: a term u·v·∂²ℓ/∂x∂y = -u·v/(x + eps) of autograd's sum may
+    overflow the dtype (x + eps below 4 / max: u and v at most 2) at some element."""
     from conformance.errormodel import _FINFO
 
     if not wrt or case.options.get("log_input", True):
@@ -749,7 +749,7 @@ def _poisson_reciprocal_overflows(case: Case, wrt: Sequence[str]) -> bool:
     x = round_to(
         np.asarray(case.arrays["input"], np.float64) + float(case.options.get("eps", 1e-8)), case.dtype
     )
-    return bool(np.any(np.abs(x) < 1.0 / _FINFO[case.dtype][1]))
+    return bool(np.any(np.abs(x) < 4.0 / _FINFO[case.dtype][1]))
 
 
 def _bce_target_term_underflows(case: Case, wrt: Sequence[str]) -> bool:
@@ -1308,7 +1308,11 @@ DIVERGENCES: tuple[Divergence, ...] = (
             "product is beyond the range (-inf). Measured on torch 2.13.0+cpu, float64: "
             "poisson_nll_loss(zeros(4), tensor(0.), log_input=False, eps=5e-324, reduction='mean'), "
             "upstream 2, directions input [0.5, 0.5, 0.5, -0.5], target 2 -> the target's "
-            "Hessian-vector product nan (spec: 2/4 · Σ -v/(5e-324) = -inf)."
+            "Hessian-vector product nan (spec: 2/4 · Σ -v/(5e-324) = -inf); and where only the "
+            "product with u·v overflows: input 0, target 1, eps = 1.1125369292536007e-308, "
+            "'none', upstream -1.455, directions input -0.818, target -1.637 -> the input's nan "
+            "(spec +inf: t·u·v_x/(x + eps)² dominates; a false alarm of the default profile under "
+            "-n 2, --hypothesis-seed=993824140); at eps = 2.1e-308 torch agrees."
         ),
         hits=_poisson_reciprocal_overflows,
         witnesses=(
