@@ -258,3 +258,33 @@ def test_networks_are_selected_by_name_and_by_loss(tmp_path: Path) -> None:
     ids = [ln for ln in r.stdout.splitlines() if "test_training" in ln]
     assert len(ids) == 6 and all("cnn" in ln for ln in ids), r.stdout
     assert set(NETWORKS) == {"mlp", "mlp_sequential", "cnn", "linear_regression"}
+
+
+def test_the_reference_is_cached_by_its_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``training.reference`` stores the oracle's trajectory under a key of its inputs and reads it
+    back identical; other data is another key (a user's --cifar10 images never read the synthetic
+    set's entry)."""
+    import dataclasses
+
+    from oracle import networks as nets
+
+    monkeypatch.setattr("oracle._compile._cache_dir", lambda: tmp_path)
+    s = training.setup("linear_regression", "float64")
+    first = training.reference(s)
+    (entry,) = (tmp_path / "training").iterdir()
+    again = training.reference(s)
+    assert pickle_equal(first, again) and again is not first
+    moved = dataclasses.replace(s, inputs=s.inputs + 1.0)
+    training.reference(moved)
+    assert len(list((tmp_path / "training").iterdir())) == 2
+    fresh = nets.train(
+        s.network, s.params, s.inputs, s.target, lr=s.lr, steps=s.network.epochs,
+        tol=training.K * training.eps(s.dtype), tiny=training.underflow(s.dtype), analysed=s.network.follow,
+    )  # fmt: skip
+    assert pickle_equal(fresh, again) and entry.exists()
+
+
+def pickle_equal(a: Any, b: Any) -> bool:
+    import pickle
+
+    return pickle.dumps(a) == pickle.dumps(b)
