@@ -51,11 +51,7 @@ def oracle(
 def reductions_agree(backend: Backend, case: Case, *, known_ok: bool = False) -> None:
     """The backend's 'sum' and 'mean' equal its own 'none' summed and divided (within the bound of
     each reduction's error scale plus the unreduced ones'). ``case`` has reduction 'none'."""
-    base = dataclasses.replace(case, reduction="none")
-    reductions = _reductions(base)
-    if not known_ok:
-        for reduction in reductions:
-            reject_known(backend, dataclasses.replace(base, reduction=reduction))
+    base, reductions = _unreduced(backend, case, known_ok)
     got, exp = {}, {}
     for reduction in reductions:
         reduced = dataclasses.replace(base, reduction=reduction)
@@ -69,13 +65,8 @@ def reductions_agree(backend: Backend, case: Case, *, known_ok: bool = False) ->
 def values(backend: Backend, case: Case, *, known_ok: bool = False) -> None:
     """The value under every reduction against the oracle (each failure replays as check
     ``oracle`` of that reduction), then 'sum' and 'mean' against the backend's own 'none' (check
-    ``reductions_agree``): one case, each reduction called once. ``case`` has reduction 'none';
-    ``fixed`` reductions: see :func:`_reductions`."""
-    base = dataclasses.replace(case, reduction="none")
-    reductions = _reductions(base)
-    if not known_ok:
-        for reduction in reductions:
-            reject_known(backend, dataclasses.replace(base, reduction=reduction))
+    ``reductions_agree``): one case, each reduction called once."""
+    base, reductions = _unreduced(backend, case, known_ok)
     got, exp = {}, {}
     for reduction in reductions:
         reduced = dataclasses.replace(base, reduction=reduction)
@@ -87,12 +78,18 @@ def values(backend: Backend, case: Case, *, known_ok: bool = False) -> None:
         _agree(backend, base, got, full)
 
 
-def _reductions(case: Case) -> tuple[str, ...]:
-    """The variant's reductions, 'none' first."""
+def _unreduced(backend: Backend, case: Case, known_ok: bool) -> tuple[Case, tuple[str, ...]]:
+    """``case`` with reduction 'none', and the variant's reductions, 'none' first; unless
+    ``known_ok``, the case is rejected where any of them hits a known divergence."""
     from spec import REGISTRY
 
+    base = dataclasses.replace(case, reduction="none")
     rs = REGISTRY[case.loss].variant(case.variant).reductions
-    return tuple(sorted(rs, key=lambda r: r != "none"))
+    reductions = tuple(sorted(rs, key=lambda r: r != "none"))
+    if not known_ok:
+        for reduction in reductions:
+            reject_known(backend, dataclasses.replace(base, reduction=reduction))
+    return base, reductions
 
 
 def _agree(

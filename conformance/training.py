@@ -113,15 +113,17 @@ def reference(s: Setup) -> nets.Trajectory:
     oracle's sources, the network, the schedule, the data and the error model's tolerances): the
     CNN's takes about 1.7 s a dtype."""
     tol, tiny = K * eps(s.dtype), underflow(s.dtype)
+    from oracle._compile import load_entry, store_entry
+
     path = _reference_path(s, tol, tiny)
-    t = _load(path)
-    if t is None:
+    t = load_entry(path)
+    if not isinstance(t, nets.Trajectory):
         with np.errstate(over="ignore", invalid="ignore"):
             t = nets.train(
                 s.network, s.params, s.inputs, s.target, lr=s.lr, steps=s.network.epochs,
                 tol=tol, tiny=tiny, analysed=s.network.follow,
             )  # fmt: skip
-        _store(path, t)
+        store_entry(path, t)
     losses = t.losses
     if not np.all(np.isfinite(losses)) or not all(
         np.all(np.isfinite(p)) for p in t.steps[-1].params.values()
@@ -148,31 +150,6 @@ def _reference_path(s: Setup, tol: float, tiny: float) -> Path:
         h.update(f"{a.dtype}{a.shape}".encode())
         h.update(np.ascontiguousarray(a).tobytes())
     return _cache_dir() / "training" / f"{s.network.name}-{s.dtype}-{h.hexdigest()[:20]}.pickle"
-
-
-def _load(path: Path) -> nets.Trajectory | None:
-    import pickle
-
-    try:
-        with path.open("rb") as f:
-            got = pickle.load(f)
-        return got if isinstance(got, nets.Trajectory) else None
-    except Exception:  # no entry, or an unreadable one: computed again
-        return None
-
-
-def _store(path: Path, t: nets.Trajectory) -> None:
-    import os
-    import pickle
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        with tmp.open("wb") as f:
-            pickle.dump(t, f)
-        tmp.replace(path)  # atomic: concurrent workers never read a partial file
-    except OSError:
-        pass
 
 
 def run_backend(backend: Backend, s: Setup) -> TrainingRun:

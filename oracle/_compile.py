@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import sympy as sp
 
@@ -188,23 +189,34 @@ def _cache_dir() -> Path:
 @cache
 def compiled(key: str) -> Compiled:
     path = _cache_dir() / f"{key}.pickle"
+    got = load_entry(path)
+    if isinstance(got, Compiled) and got.key == key:
+        return got
+    c = _build(key)
+    store_entry(path, c)
+    return c
+
+
+def load_entry(path: Path) -> Any:
+    """A cache entry's object, or None where there is none or it cannot be read (rebuilt)."""
     try:
         with path.open("rb") as f:
-            got = pickle.load(f)
-        if isinstance(got, Compiled) and got.key == key:
-            return got
-    except Exception:  # any unreadable cache entry is rebuilt
-        pass
-    c = _build(key)
+            return pickle.load(f)
+    except Exception:
+        return None
+
+
+def store_entry(path: Path, obj: Any) -> None:
+    """Write a cache entry atomically (concurrent workers never read a partial file); an unwritable
+    cache only means computing again."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         with tmp.open("wb") as f:
-            pickle.dump(c, f)
-        tmp.replace(path)  # atomic: concurrent workers never read a partial file
+            pickle.dump(obj, f)
+        tmp.replace(path)
     except OSError:
         pass
-    return c
 
 
 def _build(key: str) -> Compiled:

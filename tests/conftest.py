@@ -9,3 +9,16 @@ from conformance.plugin import register_profiles
 pytest_plugins = ["pytester"]
 
 register_profiles()
+
+
+def planted_suite(pytester, monkeypatch, module: str, code: str):  # type: ignore[no-untyped-def]
+    """A runner of the conformance suite (in a subprocess, ``pytester``) under the derandomised
+    ``ci`` profile, the same examples every run, with ``code`` importable as ``module`` (planted
+    kernels for ``--impl``)."""
+    monkeypatch.setenv("CI", "1")
+    pytester.makepyfile(**{module: code})
+
+    def go(*args: str):  # type: ignore[no-untyped-def]
+        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--pyargs", "conformance", *args)
+
+    return go

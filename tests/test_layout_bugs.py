@@ -13,6 +13,8 @@ import re
 
 import pytest
 
+from tests.conftest import planted_suite
+
 LAYOUT_BUGS = """
 import torch
 
@@ -36,13 +38,7 @@ def mse_ignores_offset(input, target, size_average=None, reduce=None, reduction=
 
 @pytest.fixture
 def run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("CI", "1")  # the derandomised 'ci' profile: the same examples every run
-    pytester.makepyfile(layout_bugs=LAYOUT_BUGS)
-
-    def go(*args: str) -> pytest.RunResult:
-        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--pyargs", "conformance", *args)
-
-    return go
+    return planted_suite(pytester, monkeypatch, "layout_bugs", LAYOUT_BUGS)
 
 
 @pytest.mark.parametrize(

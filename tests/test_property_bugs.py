@@ -11,6 +11,8 @@ import re
 
 import pytest
 
+from tests.conftest import planted_suite
+
 BATCH_BUGS = """
 import torch
 
@@ -33,13 +35,7 @@ def ce_none_leaks_batch_mean(input, target, weight=None, size_average=None, igno
 
 @pytest.fixture
 def run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("CI", "1")  # the derandomised 'ci' profile: the same examples every run
-    pytester.makepyfile(batch_bugs=BATCH_BUGS)
-
-    def go(*args: str) -> pytest.RunResult:
-        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--pyargs", "conformance", *args)
-
-    return go
+    return planted_suite(pytester, monkeypatch, "batch_bugs", BATCH_BUGS)
 
 
 @pytest.mark.parametrize(
