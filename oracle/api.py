@@ -665,7 +665,8 @@ def _evaluate(
     squeeze = v.sample_axis is not None
     chunks = _chunks(prep)
     out_shape = prep.out_shape
-    keep = np.ones(out_shape, bool) if prep.mask is None else prep.mask
+    # (no array of the output's size where every element counts: a view of one True)
+    keep = np.broadcast_to(np.True_, out_shape) if prep.mask is None else prep.mask
 
     def part(s: slice | None) -> Mapping[str, Any]:
         return env if s is None else {n: (a[s] if n in prep.batched else a) for n, a in env.items()}
@@ -683,16 +684,20 @@ def _evaluate(
         return parts[0] if len(parts) == 1 else None if parts[0] is None else np.concatenate(parts)
 
     # the denominator of a mean first: the gradients of each chunk are scaled by it
-    mw_parts = _map(lambda s: per_sample(np.asarray(c.mean_weight(part(s)), np.float64), rows(s)), chunks)
-    mw = np.where(keep, joined(mw_parts), 0.0)
+    mw_raw = _map(lambda s: np.asarray(c.mean_weight(part(s)), np.float64), chunks)
+    if prep.mask is None and all(a.ndim == 0 and a == 1.0 for a in mw_raw):
+        mw = np.broadcast_to(np.float64(1.0), out_shape)  # each sample counts once (Σ m = n, exactly)
+    else:
+        mw_parts = [per_sample(a, rows(s)) for a, s in zip(mw_raw, chunks, strict=True)]
+        mw = np.where(keep, joined(mw_parts), 0.0)
     n = int(np.prod(out_shape, dtype=np.int64))
     u = None if upstream is None else np.asarray(upstream, np.float64)
     rel_denom = 0.0
     denom_g = np.float64(1.0)
     if rule.divides_by is None:
-        factor: Array = np.ones(out_shape) if u is None else np.broadcast_to(u, out_shape)
-    else:
-        factor = np.full(out_shape, 1.0 if u is None else float(u))
+        factor: Array = np.broadcast_to(np.float64(1.0) if u is None else u, out_shape)
+    else:  # (a view of one number: no array of the output's size)
+        factor = np.broadcast_to(np.float64(1.0 if u is None else float(u)), out_shape)
         if rule.divides_by != "one":
             denom_g = _denominator(rule, mw, np.shape(bound[spec_loss.tensors[0]]))
             if denom_g == 0:
@@ -776,7 +781,10 @@ def _evaluate(
         return [None if a is None else per_sample(a, shape) for a in outs]
 
     parts = _map(values_and_grads, chunks)
-    val = np.where(keep, joined([p[0] for p in parts]), 0.0)
+    if prep.mask is None and rule.divides_by is not None:
+        val = joined([p[0] for p in parts])  # reduced below: no masked copy
+    else:
+        val = np.where(keep, joined([p[0] for p in parts]), 0.0)
     if bounds:
         lo, hi, sc = (np.where(keep, joined([p[i] for p in parts]), 0.0) for i in (1, 2, 3))
     else:  # neither bounds nor scales: the value is its own range
