@@ -110,8 +110,13 @@ def _ce_smoothing_term_overflows(case: Case, wrt: Sequence[str]) -> bool:
     if case.reduction != "mean" or not case.options.get("label_smoothing") or case.variant != "class_index":
         return False
     w = case.arrays.get("weight")
-    if w is None or not np.any((w > 0) & (w < 1e-3)):
-        return False  # cheap screen: with every weight 0 or >= 1e-3 the quotient stays far from overflow
+    if w is None:
+        return False
+    if _FINFO[case.dtype][1] > 1e30 and not np.any((w > 0) & (w < 1e-3)):
+        # cheap screen: with every weight 0 or >= 1e-3 the quotient stays far from overflow, except
+        # in float16 (65504: weight 0.001, rounded up to 0.0010004, gave 65767; a false alarm of the
+        # default profile, --hypothesis-seed=424242)
+        return False
     x = case.arrays["input"]
     c = x.shape[0 if x.ndim == 1 else 1]
     opts = {**case.options, "label_smoothing": 1.0}
@@ -948,7 +953,9 @@ DIVERGENCES: tuple[Divergence, ...] = (
             "the smoothing term is reduced as (ε/C)·(Σ s_n / Σ w[y]), and the quotient overflows "
             "before the small factor ε/C applies. Measured on torch 2.13.0+cpu, float64: logits "
             "[0, 0], target 0, weight [2.225073858507203e-309, 1], label_smoothing 0.0625 -> inf "
-            "(exact 9.734890062045177e+306; 'none' and 'sum' are right)."
+            "(exact 9.734890062045177e+306; 'none' and 'sum' are right); float16: logits "
+            "[[0, 0, 0], [0, 0, -64]], targets [0, 1], weight [0, 0.0010004, 1], label_smoothing 1 "
+            "-> inf (exact 21922.3; a false alarm of the default profile, --hypothesis-seed=424242)."
         ),
         hits=_ce_smoothing_term_overflows,
         witnesses=(
