@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import math
 import os
+import re
 import sys
 import threading
 import warnings
@@ -642,11 +644,17 @@ def _evaluate(
     branch_tol: float | None,
     underflow: float,
     bounds: bool = True,
+    fuse: bool = True,
 ) -> Evaluation:
     """The evaluation, over the batch in chunks (:func:`_chunks`), the value and the gradients of a
     chunk together (its kernels share their work: ``oracle._kernels.shared``): every element's
     value and gradients are those of the whole call (no element's arithmetic depends on the
-    chunking), and the reductions run over the assembled per-sample values."""
+    chunking), and the reductions run over the assembled per-sample values.
+
+    Without ``bounds``, an element-wise variant's chunks are evaluated each in one compiled pass
+    (:class:`_Fused`; where ``fuse``), its 'sum' and 'mean' summed in that pass (compensated per
+    chunk, the chunks' sums added exactly: ``math.fsum``); wherever that pass meets an overflow or
+    a result that is not finite, the whole call is evaluated again by NumPy."""
     if reduction not in v.reductions:
         raise _fail("reduction", f"one of {list(v.reductions)} for {v.key}", repr(reduction))
     rule = REDUCTION_RULES[reduction]
@@ -770,6 +778,17 @@ def _evaluate(
 
     now = tuple(n for n in names if n not in quotient)
     sinks = _Sinks(chunks, out_shape)
+    fused = None
+    if (
+        fuse
+        and not bounds
+        and not squeeze
+        and prep.mask is None
+        and not quotient
+        and not undefined
+        and len(chunks) > 1
+    ):
+        fused = _Fused.make(c, now, env, factor, out_shape, rule.divides_by is not None)
 
     def values_and_grads(s: slice | None) -> list[Array | None]:
         e, shape = part(s), rows(s)
@@ -780,16 +799,34 @@ def _evaluate(
                 sinks.put(name, s, grad(name, e, s, nears_of))
         return [None if a is None else per_sample(a, shape) for a in outs]
 
-    parts = _map(values_and_grads, chunks)
-    if prep.mask is None and rule.divides_by is not None:
-        val = joined([p[0] for p in parts])  # reduced below: no masked copy
+    lo: Any
+    hi: Any
+    sc: Any = None
+    fused_total = None
+    if fused is not None:
+        if not all(_map(lambda s: fused.run(part(s), s, denom_g, sinks), chunks)):
+            # an overflow or a result not finite somewhere: all of it as the NumPy path does it
+            return _evaluate(
+                spec_loss, v, bound, reduction, wrt, upstream, branch_tol, underflow, bounds, False
+            )
+        if fused.summed:
+            fused_total = math.fsum(fused.partials)
+            if not np.isfinite(fused_total):  # Σ beyond float64
+                return _evaluate(
+                    spec_loss, v, bound, reduction, wrt, upstream, branch_tol, underflow, bounds, False
+                )
+        val = lo = hi = fused.values  # (unused where summed)
     else:
-        val = np.where(keep, joined([p[0] for p in parts]), 0.0)
-    if bounds:
-        lo, hi, sc = (np.where(keep, joined([p[i] for p in parts]), 0.0) for i in (1, 2, 3))
-    else:  # neither bounds nor scales: the value is its own range
-        lo, hi, sc = val, val, None
-    del parts
+        parts = _map(values_and_grads, chunks)
+        if prep.mask is None and rule.divides_by is not None:
+            val = joined([p[0] for p in parts])  # reduced below: no masked copy
+        else:
+            val = np.where(keep, joined([p[0] for p in parts]), 0.0)
+        if bounds:
+            lo, hi, sc = (np.where(keep, joined([p[i] for p in parts]), 0.0) for i in (1, 2, 3))
+        else:  # neither bounds nor scales: the value is its own range
+            lo, hi = val, val
+        del parts
 
     if rule.divides_by is None:
         with np.errstate(over="ignore"):
@@ -797,7 +834,7 @@ def _evaluate(
             vsc = None if sc is None else np.asarray(sc, np.float64)
     else:
         with np.errstate(all="ignore"):  # an element that overflows to inf is a valid answer
-            total = np.sum(val)
+            total: Any = np.sum(val) if fused_total is None else np.float64(fused_total)
             if _WIDE is not None and not np.isfinite(total) and np.isfinite(val).all():
                 val = np.asarray(val, _WIDE)  # Σ beyond float64
                 lo, hi, sc = (val, val, None) if sc is None else (np.asarray(a, _WIDE) for a in (lo, hi, sc))
@@ -849,6 +886,96 @@ def _evaluate(
         if undefined:
             galt[name] = restored[-1]
     return Evaluation(spec_loss.name, v.name, value, grads, vlo, vhi, vsc, glo, ghi, gsc, denominator, galt)
+
+
+class _Fused:
+    """An element-wise variant's value and gradients in one compiled pass per chunk
+    (``oracle._fused``), where every argument is an array of the result's shape (contiguous float64)
+    or a number: the values written into :attr:`values` (or, where :attr:`summed`, each chunk's
+    compensated sum into :attr:`partials`), the gradients into their sinks."""
+
+    def __init__(
+        self,
+        run: Any,
+        arrays: tuple[str, ...],
+        scalars: dict[str, Any],
+        names: tuple[str, ...],
+        factor: Array | None,
+        f: Any,
+        shape: tuple[int, ...],
+        summed: bool,
+    ) -> None:
+        self.kernel, self.arrays, self.scalars, self.names = run, arrays, scalars, names
+        self.factor, self.f, self.summed, self.shape = factor, f, summed, shape
+        self.values = np.empty(0 if summed else shape, np.float64)
+        self.partials: list[float] = []
+        self.lock = threading.Lock()
+
+    @classmethod
+    def make(
+        cls,
+        c: Compiled,
+        names: tuple[str, ...],
+        env: Mapping[str, Any],
+        factor: Array,
+        shape: tuple[int, ...],
+        summed: bool,
+    ) -> _Fused | None:
+        from oracle import _fused
+
+        forms = (c.value.fn.source, *(c.grads[n].fn.source for n in names))
+        used = sorted({m for src in forms for m in _ENV_NAME.findall(src)})
+        arrays, scalars = [], {}
+        for n in used:
+            a = env[n]
+            if isinstance(a, np.ndarray) and a.ndim > 0:
+                if a.shape != shape or a.dtype != np.float64 or not a.flags.c_contiguous:
+                    return None  # (broadcast or of another type: the NumPy path)
+                arrays.append(n)
+            else:
+                scalars[n] = np.asarray(a)[()]
+        if factor.shape == shape and factor.flags.c_contiguous and factor.dtype == np.float64:
+            fac, f = factor, None
+        elif not any(factor.strides):  # a view of one number
+            fac, f = None, np.float64(factor.flat[0])
+        else:
+            return None
+        run = _fused.kernel(forms, tuple(arrays), tuple(scalars), fac is not None, summed)
+        if run is None:
+            return None
+        return cls(run, tuple(arrays), scalars, names, fac, f, shape, summed)
+
+    def run(self, e: Mapping[str, Any], s: slice | None, denom: Any, sinks: _Sinks) -> bool:
+        """The chunk ``s``'s values and gradients; False: left to the NumPy path (an overflow, or a
+        result not finite)."""
+        assert s is not None
+        shape = (s.stop - s.start, *self.shape[1:])
+        n = int(np.prod(shape, dtype=np.int64))
+        vals = self.values if self.summed else self.values[s]
+        outs = [sinks.slot(name, s, shape) for name in self.names]
+        assert all(o is not None for o in outs)  # (chunked: each chunk written in place)
+        f = self.f if self.factor is None else self.factor[s].reshape(-1)
+        args = [e[a].reshape(-1) for a in self.arrays]
+        ok, total, err = self.kernel(
+            *args,
+            *self.scalars.values(),
+            f,
+            np.float64(denom),
+            n,
+            vals.reshape(-1),
+            *(o.reshape(-1) for o in outs if o is not None),
+        )
+        if not ok:
+            return False
+        for name, o in zip(self.names, outs, strict=True):
+            sinks.put(name, s, [o] if o is not None else [])
+        if self.summed:
+            with self.lock:
+                self.partials += [total, err]
+        return True
+
+
+_ENV_NAME = re.compile(r"env\['(\w+)'\]")
 
 
 class _Sinks:

@@ -1,5 +1,9 @@
 """A chunked evaluation is the whole evaluation: ``oracle.evaluate`` over the batch in chunks, on
-several threads, gives bit-identical values, gradients and error bounds to one pass over it."""
+several threads, gives bit-identical values, gradients and error bounds to one pass over it.
+
+(The NumPy path's chunks. Without bounds, an element-wise loss's chunks are evaluated by a compiled
+pass instead, its elementary functions the C library's and its sum compensated:
+``tests/test_fused.py`` holds it to the error model against the NumPy path.)"""
 
 from __future__ import annotations
 
@@ -43,6 +47,7 @@ def test_chunks_give_the_whole(
 ) -> None:
     whole = oracle.evaluate(loss, **kw, reduction=reduction, bounds=bounds)
     monkeypatch.setattr(api, "CHUNK_ELEMENTS", 8)  # a chunk of a row or two
+    monkeypatch.setattr(api._Fused, "make", classmethod(lambda *a, **k: None))  # the NumPy path
     monkeypatch.setenv("LOSS_ORACLE_THREADS", "2")
     parts = oracle.evaluate(loss, **kw, reduction=reduction, bounds=bounds)
     fields = ["value", "value_lo", "value_hi", "value_scale"]
