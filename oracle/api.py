@@ -634,6 +634,41 @@ def _map(fn: Any, chunks: list[slice | None]) -> list[Any]:
         return list(pool.map(fn, chunks))
 
 
+def _prepare(spec_loss: Loss, v: Variant, bound: dict[str, Any]) -> _Prepared:
+    """The arguments laid out for the lowered forms, the options among them."""
+    _check_params(v, bound)
+    prep = (_prepare_elementwise if v.sample_axis is None else _prepare_classes)(spec_loss, v, bound)
+    for p in v.params:  # NumPy scalars: IEEE semantics (x/0 = inf) in the lowered code
+        val = bound[p.name]
+        prep.env[p.name] = (
+            np.bool_(val) if p.kind == "flag" else np.int64(val) if p.integer else np.float64(val)
+        )
+    return prep
+
+
+def denominator(loss: str, *args: Any, reduction: str = "mean", **kwargs: Any) -> float | None:
+    """What ``reduction`` divides the sum of the losses by for these arguments (None: it divides by
+    nothing), from the targets, the weights and the shapes alone: the input is not read (a view
+    ``numpy.broadcast_to(0.0, shape)`` will do). For a caller that evaluates a batch in parts (the
+    denominator of the whole first: ``oracle.composite.linear_cross_entropy``)."""
+    spec_loss = _loss(loss)
+    if reduction not in REDUCTION_RULES:
+        raise _fail("reduction", f"one of {list(REDUCTION_RULES)}", repr(reduction))
+    bound = _bind(spec_loss, args, kwargs)
+    v = select_variant(spec_loss, bound)
+    rule = REDUCTION_RULES[reduction]
+    if rule.divides_by in (None, "one"):
+        return None
+    prep = _prepare(spec_loss, v, bound)
+    mw = np.asarray(compiled(v.key).mean_weight(prep.env), np.float64)
+    if v.sample_axis is not None and mw.ndim:
+        mw = mw[..., 0]
+    mw = np.broadcast_to(mw, prep.out_shape)
+    if prep.mask is not None:
+        mw = np.where(prep.mask, mw, 0.0)
+    return float(_denominator(rule, mw, np.shape(bound[spec_loss.tensors[0]])))
+
+
 def _evaluate(
     spec_loss: Loss,
     v: Variant,
@@ -658,15 +693,9 @@ def _evaluate(
     if reduction not in v.reductions:
         raise _fail("reduction", f"one of {list(v.reductions)} for {v.key}", repr(reduction))
     rule = REDUCTION_RULES[reduction]
-    _check_params(v, bound)
-    prep = (_prepare_elementwise if v.sample_axis is None else _prepare_classes)(spec_loss, v, bound)
+    prep = _prepare(spec_loss, v, bound)
     if reduction in v.reduction_warnings:  # as torch's contract does, on every valid such call
         warnings.warn(v.reduction_warnings[reduction], UserWarning, stacklevel=3)
-    for p in v.params:  # NumPy scalars: IEEE semantics (x/0 = inf) in the lowered code
-        val = bound[p.name]
-        prep.env[p.name] = (
-            np.bool_(val) if p.kind == "flag" else np.int64(val) if p.integer else np.float64(val)
-        )
     c = compiled(v.key)
     prep.env["_underflow"] = np.float64(underflow)
     env = prep.env

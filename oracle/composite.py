@@ -23,6 +23,14 @@ if TYPE_CHECKING:
 
 Array = np.ndarray[Any, Any]
 
+#: the logits a block of the batch holds at a time (without bounds): 128 MB of float64, where the
+#: whole batch's (an LLM's 4096 × 32000: 1 GB) would be more than three times the inputs' bytes. A
+#: block's logits and their gradient are most of the peak; fewer, larger blocks make the matrix
+#: products faster (and fewer passes accumulating ∂/∂linear_weight)
+BLOCK_ELEMENTS = 2 << 23
+#: the rows of ∂/∂linear_weight one product adds at a time (a temporary of this many elements)
+ACCUMULATE_ELEMENTS = 1 << 23
+
 
 @dataclass(frozen=True)
 class LinearCEResult:
@@ -79,13 +87,18 @@ def linear_cross_entropy(
         raise _fail(
             "ignore_index", "None with probability targets (any explicit value raises)", repr(ignore_index)
         )
-    with np.errstate(all="ignore"):
-        z = x @ w_lin.T + b  # (C) or (N, C)
     kwargs: dict[str, Any] = {"reduction": reduction, "label_smoothing": label_smoothing}
     if weight is not None:
         kwargs["weight"] = weight
     if not probs:
         kwargs["ignore_index"] = -100 if ignore_index is None else ignore_index
+    rows = max(1, BLOCK_ELEMENTS // c)
+    if not bounds and x.ndim == 2 and x.shape[0] > rows:
+        got = _in_blocks(x, w_lin, b, t, rows, upstream, underflow, linear_bias is not None, kwargs)
+        if got is not None:
+            return got
+    with np.errstate(all="ignore"):
+        z = x @ w_lin.T + b  # (C) or (N, C)
     r = evaluate(
         "cross_entropy", z, t, wrt=("input",), upstream=upstream, underflow=underflow, bounds=bounds, **kwargs
     )
@@ -118,3 +131,72 @@ def linear_cross_entropy(
             grads["linear_bias"] = g2.sum(axis=0)
             scales["linear_bias"] = sg2.sum(axis=0) + n * np.abs(g2).sum(axis=0) + n * underflow
     return LinearCEResult(np.asarray(r.value), np.asarray(value_scale, np.float64), grads, scales)
+
+
+def _in_blocks(
+    x: Array,
+    w_lin: Array,
+    b: Array,
+    t: Array,
+    rows: int,
+    upstream: Any,
+    underflow: float,
+    with_bias: bool,
+    kwargs: dict[str, Any],
+) -> LinearCEResult | None:
+    """:func:`linear_cross_entropy` without bounds, over blocks of ``rows`` samples: each block's
+    logits formed, its cross_entropy evaluated ('sum', or 'none'), and its logit gradient mapped
+    back at once. A mean's denominator comes first (``oracle.api.denominator``: from the targets
+    and weights alone), and each block's gradient is divided by it as the whole evaluation does
+    (times the upstream, then over the denominator); the value is the exactly rounded sum of the
+    blocks' sums (``math.fsum``) over it. None (evaluate the whole at once) for a mean over zero
+    total weight: undefined, NaN, with its own rules for the gradients."""
+    import math
+
+    from oracle.api import denominator, evaluate
+
+    n, c = x.shape[0], w_lin.shape[0]
+    reduction = kwargs["reduction"]
+    per_sample = reduction == "none"
+    denom = denominator("cross_entropy", np.broadcast_to(0.0, (n, c)), t, **kwargs)
+    if denom == 0:
+        return None
+    u = None if upstream is None else np.asarray(upstream, np.float64)
+    block_kw = {**kwargs, "reduction": "none" if per_sample else "sum"}
+    values: list[Any] = []
+    gx = np.empty_like(x)
+    gw = np.empty_like(w_lin)
+    gb = np.zeros(c)
+    step = max(1, ACCUMULATE_ELEMENTS // x.shape[1])
+    tmp = np.empty((min(step, c), x.shape[1]))
+    for i in range(0, n, rows):
+        s = slice(i, min(i + rows, n))
+        with np.errstate(all="ignore"):
+            z = x[s] @ w_lin.T + b
+        up = u[s] if per_sample and u is not None and u.ndim else u
+        r = evaluate("cross_entropy", z, t[s], wrt=("input",), upstream=up, underflow=underflow, **block_kw)
+        del z
+        g = np.asarray(r.grads["input"])
+        with np.errstate(all="ignore"):
+            if denom is not None:
+                g /= denom  # (the block's own array)
+            np.matmul(g, w_lin, out=gx[s])
+            if i == 0:
+                np.matmul(g.T, x[s], out=gw)
+            else:  # added a slice of the classes at a time (no temporary of gw's size)
+                for k in range(0, c, step):
+                    part = tmp[: min(step, c - k)]
+                    np.matmul(g[:, k : k + step].T, x[s], out=part)
+                    gw[k : k + step] += part
+            if with_bias:
+                gb += g.sum(axis=0)
+        values.append(np.asarray(r.value))
+    if per_sample:
+        value = np.concatenate(values)
+    else:
+        total = math.fsum(float(v) for v in values)
+        value = np.asarray(total if denom is None else total / denom)
+    grads = {"input": gx, "linear_weight": gw}
+    if with_bias:
+        grads["linear_bias"] = gb
+    return LinearCEResult(np.asarray(value, np.float64), None, grads, {})

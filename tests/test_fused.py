@@ -192,3 +192,49 @@ def test_overflow_leaves_the_call_to_numpy() -> None:
     assert got.value == plain.value and not np.isfinite(got.value)
     for n in ("input", "target"):
         np.testing.assert_array_equal(got.grads[n], plain.grads[n])
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"reduction": "sum", "label_smoothing": 0.1, "weight": "w"},
+        {"reduction": "none", "upstream": "u"},
+        {"target": "p"},
+    ],
+    ids=["mean", "sum-weight-smoothing", "none-upstream", "probabilities"],
+)
+def test_linear_cross_entropy_in_blocks(monkeypatch: pytest.MonkeyPatch, kw: dict[str, Any]) -> None:
+    """``oracle.composite.linear_cross_entropy`` without bounds evaluates the batch in blocks (the
+    logits of a block at a time, the mean's denominator first): within 2 rounding errors of the
+    error model's scale of the whole evaluation, value and gradients; and the blocks are taken."""
+    from oracle import composite
+
+    rng = np.random.default_rng(6)
+    n, h, c = 300, 16, 50
+    x, w, b = rng.standard_normal((n, h)), rng.standard_normal((c, h)), rng.standard_normal(c)
+    t: Any = rng.integers(0, c, n)
+    t[::7] = -100
+    kw = dict(kw)
+    if kw.pop("target", None):
+        t = rng.dirichlet(np.ones(c), n)
+    kw = {
+        k: (rng.uniform(0.5, 2, c) if v == "w" else rng.standard_normal(n) if v == "u" else v)
+        for k, v in kw.items()
+    }
+    whole = composite.linear_cross_entropy(x, w, t, linear_bias=b, bounds=True, **kw)
+    blocks: list[int] = []
+    real = composite._in_blocks
+
+    def spy(*a: Any, **k: Any) -> Any:
+        blocks.append(a[4])
+        return real(*a, **k)
+
+    monkeypatch.setattr(composite, "BLOCK_ELEMENTS", 7 * c)
+    monkeypatch.setattr(composite, "_in_blocks", spy)
+    got = composite.linear_cross_entropy(x, w, t, linear_bias=b, **kw)
+    assert blocks == [7]
+    assert whole.value_scale is not None
+    assert np.all(np.abs(got.value - whole.value) <= 2 * U * whole.value_scale)
+    for k in whole.grads:
+        assert np.all(np.abs(got.grads[k] - whole.grads[k]) <= 2 * U * whole.grad_scale[k]), k
