@@ -573,6 +573,67 @@ def _triplet_double_backward_underflow() -> Divergence:
     )
 
 
+def _triplet_component_overflows(case: Case, wrt: Sequence[str]) -> bool:
+    """Second order, 1 < p < 3 (not 2): some nonzero component u_k = x - y + eps of a distance (in
+    the dtype) whose |u_k|^(p-3), times 8 (the upstream and directions' allowance), overflows the
+    dtype: the term of torch's double backward that differentiates |u|^(p-2)."""
+    import math
+
+    from conformance.errormodel import _FINFO
+
+    p = float(case.options.get("p", 2.0))
+    if not wrt or not 1.0 < p < 3.0 or p == 2.0:
+        return False
+    eps = float(case.options.get("eps", 1e-6))
+    log_big = math.log(_FINFO[case.dtype][1] / 8)
+    a, pos, neg = (np.asarray(case.arrays[n], np.float64) for n in _TRIPLET_ARGS)
+    for x, y in ((a, pos), (a, neg), (pos, neg)):
+        u = np.abs(round_to(round_to(x - y, case.dtype) + eps, case.dtype))
+        nonzero = u[u > 0]
+        if nonzero.size and bool(np.any((p - 3) * np.log(nonzero) > log_big)):
+            return True
+    return False
+
+
+def _triplet_component_double_backward_overflow() -> Divergence:
+    loss = "triplet_margin_loss"
+    z = np.zeros((2, 1))
+    return Divergence(
+        id="triplet-margin-loss-component-double-backward-overflow",
+        backends="torch-*",
+        loss=loss,
+        dtypes=("float32", "bfloat16"),
+        library="torch",
+        versions="2.13.*",
+        reason=(
+            "second order, 1 < p < 3 (p != 2), a tiny nonzero component u_k of a difference: torch's "
+            "double backward of pairwise_distance forms (p - 2)|u_k|^(p-3) in the dtype, which "
+            "overflows to inf where the spec's Hessian-vector product is finite (for one feature the "
+            "distance is |u| and its exact second derivative 0). Measured on torch 2.13.0+cpu, "
+            "float32 (a false alarm of the default profile, --hypothesis-seed=16): "
+            "triplet_margin_loss(anchor 0, positive 1e-30, negative 0, p=1.5, eps=0, "
+            "reduction='none') -> the positive's Hessian-vector product -inf ((1e-30)^-1.5 = 1e45 "
+            "beyond float32); float64 finite."
+        ),
+        hits=_triplet_component_overflows,
+        witnesses=(
+            (
+                Case(
+                    loss,
+                    "default",
+                    "float32",
+                    {"anchor": z, "positive": np.full((2, 1), 1e-30), "negative": z},
+                    {"margin": 1.0, "p": 1.5, "eps": 0.0, "swap": False},
+                    "none",
+                ),
+                ("anchor", "positive", "negative"),
+            ),
+        ),
+        order=2,
+        hvp=_triplet_hvp(1, 2.0),
+    )
+
+
 def _triplet_zero_difference(case: Case, wrt: Sequence[str]) -> bool:
     """Second order, 1 < p < 3: a difference u = x - y + eps (in the dtype) with a zero element,
     in a row whose norm is not 0 (1 < p < 3, p != 2), or a row whose distance torch computes as 0
@@ -1299,6 +1360,7 @@ DIVERGENCES: tuple[Divergence, ...] = (
     ),
     _triplet_underflow(),
     _triplet_double_backward_underflow(),
+    _triplet_component_double_backward_overflow(),
     _triplet_zero_difference_double_backward(),
     _pairwise_distance_zero_difference_double_backward(),
     Divergence(

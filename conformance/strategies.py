@@ -9,6 +9,8 @@ backend and the oracle see it, so both evaluate exactly the same numbers.
 from __future__ import annotations
 
 import functools
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -269,6 +271,24 @@ def _cases(
             elif a.broadcast in ("warn", "silent") and draw(st.integers(0, 3)) == 0:
                 ashape = draw(broadcast_shape(shape))  # torch broadcasts (and warns for "warn")
             arrays[a.name] = draw(values(a.domain_for(options).kind, dtype, ashape))
+    small = [
+        *_constants(variant.key),
+        *(abs(v) for p in variant.params if p.kind == "real" and 0 < abs(v := options[p.name]) < 1e-3),
+    ]
+    scalable = [
+        n
+        for n, arr in arrays.items()
+        if arr.dtype.kind == "f" and variant.arg(n).domain_for(options).kind == "real"
+    ]
+    if small and scalable and draw(st.integers(0, 3)) == 0:
+        # one real input scaled to the size of one of the forms' small constants (an ε added to a
+        # norm or a difference shows only there), or of its square root (an ε added to a square)
+        c = pick(draw, small)
+        name = pick(draw, scalable)
+        a = arrays[name]
+        top = float(np.max(np.abs(a), initial=0.0))
+        if top > 0:  # (its largest magnitude made that size)
+            arrays[name] = round_to(a * (pick(draw, [c, math.sqrt(c)]) / top), dtype)
     if (
         "target" in arrays
         and "input" in arrays
@@ -282,6 +302,22 @@ def _cases(
             offset = pick(draw, offsets)
             arrays["target"] = _at_offset(arrays["input"], offset, dtype)
     return Case(variant.loss, variant.name, dtype, arrays, options, pick(draw, list(reductions)))
+
+
+@functools.cache
+def _constants(key: str) -> tuple[float, ...]:
+    """The small constants (0 < |c| < 1e-3) in a variant's lowered closed forms: its ε's (float32's
+    1e-12 added to cosine_embedding_loss's squared norms, BCE's gradient clamp, a distance's ε).
+    Read from the lowered source (the derivation cache; no SymPy)."""
+    from oracle._compile import compiled
+
+    c = compiled(key)
+    src = c.value.fn.source + "".join(f.fn.source for f in c.grads.values())
+    found = {abs(float(x)) for x in _NUMBER.findall(src)}
+    return tuple(sorted(x for x in found if 0 < x < 1e-3))
+
+
+_NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d*)?(?:e[-+]?\d+)?)(?![\w.])")
 
 
 def _at_offset(x: Array, offset: float, dtype: DType) -> Array:
