@@ -252,6 +252,23 @@ PLANTS = (
         {"margin": 1.0, "swap": False, "distance_function": "squared_euclidean_distance"},
     ),
 )
+PLANTS += (
+    Plant("l1_sum_accumulated_in_double", "float32", "returned dtype torch.float64 for float32 inputs", _REG),
+    Plant("l1_custom_backward_ignores_upstream", "float32", _GRAD, _REG),
+    Plant("smooth_l1_custom_backward_sums_upstream", "float32", _GRAD, _REG, {"beta": 1.0}),
+    Plant("kl_div_none_flattened", "float32", "value: shape ", _KL, {"log_target": False}),
+    # var above eps: the clamp changes nothing
+    Plant(
+        "gaussian_var_clamped_in_place",
+        "float32",
+        "modified its input argument(s) in place: ['var']",
+        _GAUSS,
+        {"full": False, "eps": 1e-6},
+    ),
+    Plant("multilabel_soft_margin_naive", "float32", _VALUE, _MULTILABEL),
+    Plant("margin_ranking_target_detached", "float32", "no gradient for 'target'", _RANK, {"margin": 0.0}),
+    Plant("ce_smoothing_over_other_classes", "float32", _VALUE, _INDEX, _CE),
+)
 _IDS = [p.mutant for p in PLANTS]
 
 

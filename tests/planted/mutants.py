@@ -113,6 +113,20 @@ triplet_distance_function_ignored triplet_margin_with_distance_loss[cosine_dista
                                                                           distance_function is passed
 triplet_distance_swap_max triplet_margin_with_distance_loss[squared_euclidean_distance] value
                                                                           swap takes the larger distance
+l1_sum_accumulated_in_double  l1_loss                           value     'sum' of more than 4 elements
+                                                                          returned in float64 (the dtype)
+l1_custom_backward_ignores_upstream l1_loss                     gradient  an autograd.Function whose
+                                                                          backward leaves out the upstream
+smooth_l1_custom_backward_sums_upstream smooth_l1_loss          gradient  an autograd.Function whose
+                                                                          backward scales by Σ upstream
+kl_div_none_flattened         kl_div                            value     'none' flattened to 1-D (shape)
+gaussian_var_clamped_in_place gaussian_nll_loss                 value     clamps the caller's ``var`` at
+                                                                          eps in place
+multilabel_soft_margin_naive  multilabel_soft_margin_loss       value     log(sigmoid(x)) written out:
+                                                                          -inf where the sigmoid underflows
+margin_ranking_target_detached margin_ranking_loss              gradient  the target takes no gradient
+ce_smoothing_over_other_classes cross_entropy[class_index]      value     label smoothing ε/(C-1) on each
+                                                                          other class, not ε/C on all
 ============================  ================================  ========  ==================================
 """
 
@@ -139,22 +153,28 @@ __all__ = [
     "ce_probs_mean_by_weight_mass",
     "ce_probs_weight_detached",
     "ce_smoothing_ignores_mask",
+    "ce_smoothing_over_other_classes",
     "ce_weighted_mean_by_count",
     "cosine_embedding_margin_ignored",
     "cosine_embedding_similarity_clamped",
     "gaussian_eps_ignored",
     "gaussian_full_whole_log_2pi",
+    "gaussian_var_clamped_in_place",
     "gaussian_var_grad_clamped",
     "hinge_embedding_margin_unclamped",
     "huber_linear_ignores_delta",
     "huber_mean_by_weight",
     "kl_div_batchmean_by_numel",
     "kl_div_log_target_ignored",
+    "kl_div_none_flattened",
     "kl_div_plain_ylogy",
+    "l1_custom_backward_ignores_upstream",
     "l1_grad_one_at_zero",
     "l1_mean_over_batch",
+    "l1_sum_accumulated_in_double",
     "margin_ranking_margin_negated",
     "margin_ranking_sign_flipped",
+    "margin_ranking_target_detached",
     "mse_grad_no_factor_two",
     "mse_none_squeezed",
     "mse_weight_detached",
@@ -165,6 +185,7 @@ __all__ = [
     "multilabel_margin_reads_past_end",
     "multilabel_margin_set_not_multiset",
     "multilabel_mean_over_dim1",
+    "multilabel_soft_margin_naive",
     "multilabel_weight_detached",
     "nll_ignored_counted",
     "nll_weighted_mean_by_count",
@@ -172,6 +193,7 @@ __all__ = [
     "poisson_log_input_ignored",
     "poisson_stirling_everywhere",
     "smooth_l1_beta_zero_nan",
+    "smooth_l1_custom_backward_sums_upstream",
     "smooth_l1_sum_in_half",
     "soft_margin_ignores_target",
     "triplet_distance_function_ignored",
@@ -234,6 +256,7 @@ def _cross_entropy(
     mask_smoothing: bool = True,
     index_mean_by_count: bool = False,
     probs_mean_by_weight_mass: bool = False,
+    smoothing_over_others: bool = False,
 ) -> Tensor:
     """torch.nn.functional.cross_entropy written out (LossNLL.cpp); each keyword plants one bug."""
     if not 0.0 <= label_smoothing <= 1.0:
@@ -263,6 +286,9 @@ def _cross_entropy(
     zero = torch.zeros((), dtype=input.dtype, device=input.device)
     nll = torch.where(keep, -lp.gather(-1, safe.unsqueeze(-1)).squeeze(-1) * wy, zero)
     smooth = -(lp * w).sum(-1)
+    if smoothing_over_others and eps > 0:
+        # BUG: ε spread over the C - 1 other classes (ε/(C-1) each), not over all C (ε/C)
+        smooth = (smooth - torch.where(keep, nll, zero)) * c / max(c - 1, 1)
     if mask_smoothing:
         smooth = torch.where(keep, smooth, zero)
     if reduction == "none":
@@ -1182,6 +1208,147 @@ def triplet_distance_swap_max(
     return _reduce((margin + d(anchor, positive) - d_an).clamp_min(0), reduction)
 
 
+# ---------------------------------------------------------------------------------------------
+# the result's dtype and shape, custom backward functions, in-place arguments, the target's gradient
+
+
+def l1_sum_accumulated_in_double(
+    input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+    reduction: str = "mean", weight: Tensor | None = None,
+) -> Tensor:  # fmt: skip
+    """l1_loss whose 'sum' of more than 4 elements accumulates in float64 "for accuracy" and returns
+    that float64 (not the input's dtype)."""
+    reduction = _mode(size_average, reduce, reduction)
+    if reduction == "sum" and weight is None and input.numel() > 4:
+        x, y = torch.broadcast_tensors(input, target)
+        return (x - y).abs().sum(dtype=torch.float64)  # BUG: the result stays float64
+    return torch.nn.functional.l1_loss(input, target, size_average, reduce, reduction, weight=weight)
+
+
+class _L1IgnoringUpstream(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, d: Tensor, reduction: str) -> Tensor:
+        ctx.save_for_backward(d)
+        ctx.reduction = reduction
+        return _reduce(d.abs(), reduction)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        (d,) = ctx.saved_tensors
+        g = torch.sign(d)
+        if ctx.reduction == "mean":
+            g = g / max(d.numel(), 1)
+        return g, None  # BUG: not times ``grad`` (right only for an upstream of 1)
+
+
+def l1_custom_backward_ignores_upstream(
+    input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+    reduction: str = "mean", weight: Tensor | None = None,
+) -> Tensor:  # fmt: skip
+    """l1_loss as a torch.autograd.Function whose backward leaves out the upstream gradient."""
+    reduction = _mode(size_average, reduce, reduction)
+    if weight is not None:
+        return torch.nn.functional.l1_loss(input, target, reduction=reduction, weight=weight)
+    x, y = torch.broadcast_tensors(input, target)
+    return _L1IgnoringUpstream.apply(x - y, reduction)  # type: ignore[no-any-return]
+
+
+class _SmoothL1SummingUpstream(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, d: Tensor, beta: float, reduction: str) -> Tensor:
+        ctx.save_for_backward(d)
+        ctx.beta, ctx.reduction = beta, reduction
+        a = d.abs()
+        e = torch.where(a < beta, 0.5 * d * d / beta, a - 0.5 * beta) if beta > 0 else a
+        return _reduce(e, reduction)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        (d,) = ctx.saved_tensors
+        beta = ctx.beta
+        g = torch.where(d.abs() < beta, d / beta, torch.sign(d)) if beta > 0 else torch.sign(d)
+        if ctx.reduction == "mean":
+            g = g / max(d.numel(), 1)
+        return g * grad.sum(), None, None  # BUG: the upstream summed (right for a scalar loss only)
+
+
+def smooth_l1_custom_backward_sums_upstream(
+    input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+    reduction: str = "mean", beta: float = 1.0,
+) -> Tensor:  # fmt: skip
+    """smooth_l1_loss as a torch.autograd.Function whose backward scales by the upstream's sum."""
+    reduction = _mode(size_average, reduce, reduction)
+    x, y = torch.broadcast_tensors(input, target)
+    return _SmoothL1SummingUpstream.apply(x - y, beta, reduction)  # type: ignore[no-any-return]
+
+
+def kl_div_none_flattened(
+    input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+    reduction: str = "mean", log_target: bool = False,
+) -> Tensor:  # fmt: skip
+    """kl_div whose 'none' result is flattened to one dimension."""
+    out = torch.nn.functional.kl_div(input, target, size_average, reduce, reduction, log_target)
+    return out.reshape(-1) if out.dim() > 1 else out  # BUG: the elementwise shape is lost
+
+
+def gaussian_var_clamped_in_place(
+    input: Tensor, target: Tensor, var: Tensor | float, full: bool = False, eps: float = 1e-6,
+    reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """gaussian_nll_loss that clamps the caller's ``var`` at eps in place."""
+    if isinstance(var, Tensor):
+        with torch.no_grad():
+            var.clamp_(min=eps)  # BUG: writes into the caller's tensor
+    return torch.nn.functional.gaussian_nll_loss(input, target, var, full, eps, reduction)
+
+
+def multilabel_soft_margin_naive(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+    reduce: bool | None = None, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """multilabel_soft_margin_loss with log(sigmoid(x)) written out (torch uses logsigmoid): -inf
+    where the sigmoid underflows, NaN beside it."""
+    reduction = _mode(size_average, reduce, reduction)
+    s = torch.sigmoid(input)
+    e = -(target * torch.log(s) + (1 - target) * torch.log(1 - s))  # BUG: log of a saturated sigmoid
+    if weight is not None:
+        e = e * weight
+    return _reduce(e.sum(dim=-1) / input.size(-1), reduction)
+
+
+def margin_ranking_target_detached(
+    input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0,
+    size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean",
+) -> Tensor:  # fmt: skip
+    """margin_ranking_loss whose target takes no gradient (torch's does: -(x1 - x2) where active)."""
+    return torch.nn.functional.margin_ranking_loss(
+        input1,
+        input2,
+        target.detach(),
+        margin,
+        size_average,
+        reduce,
+        reduction,  # BUG: detached
+    )
+
+
+def ce_smoothing_over_other_classes(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+    ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:  # fmt: skip
+    """cross_entropy (class indices) whose label smoothing puts ε/(C-1) on each other class, not ε/C
+    on every class (a common variant elsewhere; not torch's)."""
+    reduction = _mode(size_average, reduce, reduction)
+    if target.is_floating_point():
+        return torch.nn.functional.cross_entropy(
+            input, target, weight, reduction=reduction, label_smoothing=label_smoothing
+        )
+    return _cross_entropy(
+        input, target, weight, ignore_index, reduction, label_smoothing, smoothing_over_others=True
+    )
+
+
 PLANTED: dict[str, tuple[str, str]] = {
     "l1_mean_over_batch": ("l1_loss", "value"),
     "l1_grad_one_at_zero": ("l1_loss", "gradient"),
@@ -1235,6 +1402,14 @@ PLANTED: dict[str, tuple[str, str]] = {
     "triplet_distance_margin_fixed": ("triplet_margin_with_distance_loss", "value"),
     "triplet_distance_function_ignored": ("triplet_margin_with_distance_loss[cosine_distance]", "value"),
     "triplet_distance_swap_max": ("triplet_margin_with_distance_loss[squared_euclidean_distance]", "value"),
+    "l1_sum_accumulated_in_double": ("l1_loss", "value"),
+    "l1_custom_backward_ignores_upstream": ("l1_loss", "gradient"),
+    "smooth_l1_custom_backward_sums_upstream": ("smooth_l1_loss", "gradient"),
+    "kl_div_none_flattened": ("kl_div", "value"),
+    "gaussian_var_clamped_in_place": ("gaussian_nll_loss", "value"),
+    "multilabel_soft_margin_naive": ("multilabel_soft_margin_loss", "value"),
+    "margin_ranking_target_detached": ("margin_ranking_loss", "gradient"),
+    "ce_smoothing_over_other_classes": ("cross_entropy[class_index]", "value"),
 }
 
 #: mutant -> the torch.nn.functional loss it replaces (the NAME of ``--impl NAME=module:attribute``)
