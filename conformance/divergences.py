@@ -613,7 +613,8 @@ def _triplet_component_double_backward_overflow() -> Divergence:
             "float32 (a false alarm of the default profile, --hypothesis-seed=16): "
             "triplet_margin_loss(anchor 0, positive 1e-30, negative 0, p=1.5, eps=0, "
             "reduction='none') -> the positive's Hessian-vector product -inf ((1e-30)^-1.5 = 1e45 "
-            "beyond float32); float64 finite."
+            "beyond float32); float64 finite. The witness's negative is 1, away from the anchor (a zero "
+            "anchor-negative distance is triplet-margin-loss-zero-difference-double-backward's)."
         ),
         hits=_triplet_component_overflows,
         witnesses=(
@@ -622,7 +623,7 @@ def _triplet_component_double_backward_overflow() -> Divergence:
                     loss,
                     "default",
                     "float32",
-                    {"anchor": z, "positive": np.full((2, 1), 1e-30), "negative": z},
+                    {"anchor": z, "positive": np.full((2, 1), 1e-30), "negative": np.ones((2, 1))},
                     {"margin": 1.0, "p": 1.5, "eps": 0.0, "swap": False},
                     "none",
                 ),

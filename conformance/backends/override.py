@@ -61,7 +61,10 @@ class OverrideBackend:
         return name in self.overrides or provides(self.base, name)
 
     def loss(self, name: str) -> Callable[..., Any] | None:
-        return self.overrides.get(name) or self.base.loss(name)
+        # an override of a loss replaces each of its paths too (``linear_cross_entropy[chunked]``:
+        # the same function, called with ``options``), not the base backend's own
+        own = self.overrides.get(name) or self.overrides.get(name.partition("[")[0])
+        return own or self.base.loss(name)
 
     def tensor(
         self,
