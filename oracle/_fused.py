@@ -98,23 +98,10 @@ def _xlogy(x, y):
 
 
 def _add_source(k: int) -> str:
-    """``oracle._kernels.add`` of ``k`` terms as a scalar function (the steps of ``_fused_add``)."""
-    names = [f"t{i}" for i in range(k)]
-    lines = [
-        '@numba.njit(inline="always", error_model="numpy")',
-        f"def _add{k}({', '.join(names)}):",
-        "    s = t0",
-        "    err = 0.0",
-    ]
-    for t in names[1:]:
-        lines += [
-            f"    new = s + {t}",
-            "    bb = new - s",
-            f"    err = err + ((s - (new - bb)) + ({t} - bb))",
-            "    s = new",
-        ]
-    lines += ["    if s - s == 0.0:", "        return s + err", "    return s"]
-    return "\n".join(lines) + "\n"
+    """``oracle._kernels.add`` of ``k`` terms as an inlined scalar function ``_add{k}``."""
+    from oracle._kernels import add_source
+
+    return '@numba.njit(inline="always", error_model="numpy")\n' + add_source(k, f"_add{k}")
 
 
 class Unsupported(Exception):

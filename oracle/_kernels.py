@@ -129,21 +129,27 @@ def _fused_add(k: int) -> Any:
     if f is None:
         import numba
 
-        names = [f"t{i}" for i in range(k)]
-        lines = [f"def add({', '.join(names)}):", "    s = t0", "    err = 0.0"]
-        for t in names[1:]:
-            lines += [
-                f"    new = s + {t}",
-                "    bb = new - s",
-                f"    err = err + ((s - (new - bb)) + ({t} - bb))",
-                "    s = new",
-            ]
-        lines += ["    if s - s == 0.0:  # finite", "        return s + err", "    return s"]
         built = numba.vectorize([f"float64({', '.join(['float64'] * k)})"], nopython=True, cache=True)(
-            _module_function(f"fused_add_{k}", "\n".join(lines) + "\n", "add")
+            _module_function(f"fused_add_{k}", add_source(k), "add")
         )
         f = _FUSED[k] = getattr(built, "ufunc", built)  # NumPy's ufunc, without Numba's wrapper
     return f
+
+
+def add_source(k: int, name: str = "add") -> str:
+    """The source of :func:`add`'s steps for ``k`` float64 scalars, a function ``name(t0, ...)``
+    (compiled by :func:`_fused_add` as a ufunc, and inlined by ``oracle._fused``)."""
+    names = [f"t{i}" for i in range(k)]
+    lines = [f"def {name}({', '.join(names)}):", "    s = t0", "    err = 0.0"]
+    for t in names[1:]:
+        lines += [
+            f"    new = s + {t}",
+            "    bb = new - s",
+            f"    err = err + ((s - (new - bb)) + ({t} - bb))",
+            "    s = new",
+        ]
+    lines += ["    if s - s == 0.0:  # finite", "        return s + err", "    return s"]
+    return "\n".join(lines) + "\n"
 
 
 def _module_function(name: str, source: str, attr: str) -> Any:
