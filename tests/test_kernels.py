@@ -220,3 +220,29 @@ def test_power_sum_refuses_outside_its_range() -> None:
     big = np.array([[1e200, 1.0]])
     with pytest.raises(K.OracleRangeError), np.errstate(over="ignore"):
         K.power_sum(big**2, big, 2.0, axis=-1)
+
+
+def test_take_along_the_last_dim_of_a_3d_array() -> None:
+    a = np.arange(24.0).reshape(2, 3, 4)
+    got = K.take(a, np.array([[0, 3, 1], [2, 2, -100]]))
+    np.testing.assert_array_equal(got, [[0.0, 7.0, 9.0], [14.0, 18.0, 20.0]])
+
+
+def test_softmax_minus_onehot_ignored_indices_out_of_range() -> None:
+    """An ignored sample's index may be C itself (ignore_index = C) or the only class of C = 1: no
+    component is its own, the row is the softmax."""
+    x = np.array([[0.0, 1.0, 2.0]])
+    np.testing.assert_array_equal(K.softmax_minus_onehot(x, np.array([3])), K.softmax(x))
+    one = np.array([[0.5], [1.5]])
+    np.testing.assert_array_equal(K.softmax_minus_onehot(one, np.array([-100, 0])), [[1.0], [-0.0]])
+
+
+@pytest.mark.parametrize("end", [0, 1])
+def test_power_sum_range_is_closed(end: int) -> None:
+    """A sum exactly at either end of the range is answered; the next float beyond it is refused."""
+    edge = K.power_sum_range(2.0)[end]
+    inside = np.array([[edge]])
+    np.testing.assert_array_equal(K.power_sum(inside, np.ones((1, 1)), 2.0, axis=-1), [edge])
+    beyond = np.array([[np.nextafter(edge, np.inf if end else 0.0)]])
+    with pytest.raises(K.OracleRangeError):
+        K.power_sum(beyond, np.ones((1, 1)), 2.0, axis=-1)
