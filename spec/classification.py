@@ -313,13 +313,13 @@ def _hinge_strict(z: sp.Expr, p: sp.Expr = sp.S.One) -> sp.Expr:
     """max(0, z)^p as torch's margin kernels compute it: a term counts where ``z > 0`` (strictly),
     so at the kink the gradient is 0 (LossMultiMargin.cpp, LossMultiLabelMargin.cpp).
 
-    p = 1 is written ``max(0, z)`` itself: the general form's second derivative
-    ``p (p - 1) max(0, z)^(p-2)`` is 0·inf = NaN at p = 1 wherever the term is inactive (z <= 0),
-    where the exact one is 0."""
+    For p in {1, 2} (multi_margin_loss's choices) it is written ``(2 - p) max(0, z) + (p - 1)
+    max(0, z)^2``, equal there: the general form's second derivative ``p (p - 1) max(0, z)^(p-2)``
+    is 0·inf = NaN at p = 1 wherever the term is inactive (z <= 0), where the exact one is 0."""
     h = hinge(z, 0)
     if p == 1:
         return h
-    return sp.Piecewise((h, sp.Eq(p, 1)), (h**p, True))
+    return (2 - p) * h + (p - 1) * h**2
 
 
 @loss(
